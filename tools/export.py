@@ -1,0 +1,173 @@
+"""Write the `ropelib` package from the notebooks.
+
+Each notebook `notebooks/NN_topic.md` (MyST markdown, read with jupytext) names its module once,
+in a cell holding the directive `#| default_exp NAME`. Code cells whose first lines carry
+`#| export` are written, in notebook order, to `ropelib/NAME.py`; `#| export OTHER` sends a
+cell to `ropelib/OTHER.py` instead, so several notebooks may add to one module (they are then
+concatenated in the order of the notebooks' file names).
+
+    python tools/export.py           # (re)write ropelib/*.py
+    python tools/export.py --check   # write nothing; exit 1 when ropelib/ is stale or missing
+    python tools/export.py --format  # first format every export cell in place with `ruff format`
+
+Files in `ropelib/` that start with the generated header but are no longer produced by any
+notebook count as stale too, so deleting an export cell cannot leave an orphan module behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+
+ROOT = Path(__file__).resolve().parent.parent
+HEADER = "# generated from {sources} by tools/export.py, do not edit\n"
+HEADER_PREFIX = "# generated from "
+DIRECTIVE = re.compile(r"^#\|\s*(?P<name>[\w-]+)(?:\s+(?P<arg>\S+))?\s*$")
+MODULE_NAME = re.compile(r"^[A-Za-z_]\w*$")
+
+
+class ExportError(ValueError):
+    """A notebook's directives are malformed (unknown module, export before default_exp, ...)."""
+
+
+def split_directives(source: str) -> tuple[dict[str, str | None], str]:
+    """Split the leading `#| name arg` lines of a cell from its code."""
+    directives: dict[str, str | None] = {}
+    lines = source.splitlines()
+    body_start = 0
+    for i, line in enumerate(lines):
+        match = DIRECTIVE.match(line.strip())
+        if not match:
+            break
+        directives[match["name"]] = match["arg"]
+        body_start = i + 1
+    return directives, "\n".join(lines[body_start:]).strip("\n")
+
+
+def notebook_exports(path: Path) -> list[tuple[str, str]]:
+    """The `(module, code)` pairs one notebook exports, in cell order."""
+    notebook = jupytext.read(path)
+    default: str | None = None
+    exports: list[tuple[str, str]] = []
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        directives, body = split_directives(cell.source)
+        if "default_exp" in directives:
+            default = directives["default_exp"]
+            if default is None or not MODULE_NAME.match(default):
+                raise ExportError(f"{path.name}: '#| default_exp' needs a module name")
+        if "export" in directives:
+            module = directives["export"] or default
+            if module is None:
+                raise ExportError(f"{path.name}: '#| export' cell before any '#| default_exp'")
+            if not MODULE_NAME.match(module):
+                raise ExportError(f"{path.name}: bad module name {module!r}")
+            if body:
+                exports.append((module, body))
+    return exports
+
+
+def render_modules(notebook_dir: Path, package_dir: Path) -> dict[Path, str]:
+    """Map every generated file of the package to the text it must hold."""
+    cells: dict[str, list[str]] = {}
+    sources: dict[str, list[str]] = {}
+    for path in sorted(notebook_dir.glob("*.md")):
+        relative = path.relative_to(notebook_dir.parent).as_posix()
+        for module, body in notebook_exports(path):
+            cells.setdefault(module, []).append(body)
+            if relative not in sources.setdefault(module, []):
+                sources[module].append(relative)
+    return {
+        package_dir / f"{module}.py": HEADER.format(sources=", ".join(sources[module]))
+        + "\n"
+        + "\n\n\n".join(bodies)
+        + "\n"
+        for module, bodies in cells.items()
+    }
+
+
+def format_notebook(path: Path) -> bool:
+    """Format every export cell of `path` in place with `ruff format`; True if changed."""
+    text = original = path.read_text(encoding="utf-8")
+    for _, body in notebook_exports(path):
+        formatted = subprocess.run(
+            [sys.executable, "-m", "ruff", "format", "--stdin-filename", "cell.py", "-"],
+            input=body,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        ).stdout.strip("\n")
+        if formatted != body:
+            if text.count(body) != 1:
+                raise ExportError(f"{path.name}: cannot place formatted cell (code occurs twice)")
+            text = text.replace(body, formatted)
+    if text != original:
+        path.write_text(text, encoding="utf-8")
+    return text != original
+
+
+def is_generated(path: Path) -> bool:
+    """True when `path` starts with the exporter's header."""
+    with open(path, encoding="utf-8") as handle:
+        return handle.readline().startswith(HEADER_PREFIX)
+
+
+def stale_files(expected: dict[Path, str], package_dir: Path) -> list[str]:
+    """Describe every generated file that is missing, different or orphaned."""
+    problems = []
+    for path, text in expected.items():
+        if not path.exists():
+            problems.append(f"missing: {path.name}")
+        elif path.read_text(encoding="utf-8") != text:
+            problems.append(f"stale: {path.name}")
+    for path in sorted(package_dir.glob("*.py")):
+        if path not in expected and is_generated(path):
+            problems.append(f"orphaned (no notebook exports it): {path.name}")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 when stale")
+    parser.add_argument("--format", action="store_true", help="ruff-format export cells first")
+    parser.add_argument("--notebooks", type=Path, default=ROOT / "notebooks")
+    parser.add_argument("--package", type=Path, default=ROOT / "ropelib")
+    args = parser.parse_args(argv)
+    try:
+        if args.format and not args.check:
+            for path in sorted(args.notebooks.glob("*.md")):
+                if format_notebook(path):
+                    print(f"formatted {path.relative_to(args.notebooks.parent)}")
+        expected = render_modules(args.notebooks, args.package)
+    except ExportError as error:
+        print(f"export: {error}", file=sys.stderr)
+        return 2
+    problems = stale_files(expected, args.package)
+    if args.check:
+        for problem in problems:
+            print(f"export --check: {problem}", file=sys.stderr)
+        if problems:
+            print("export --check: run `python tools/export.py` and commit", file=sys.stderr)
+        return 1 if problems else 0
+    args.package.mkdir(parents=True, exist_ok=True)
+    for path, text in expected.items():
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path.relative_to(args.package.parent)}")
+    for problem in problems:
+        if problem.startswith("orphaned"):
+            name = problem.rsplit(" ", 1)[-1]
+            (args.package / name).unlink()
+            print(f"removed ropelib/{name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
