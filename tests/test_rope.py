@@ -56,12 +56,12 @@ def test_scores_depend_only_on_relative_position(seed, head_dim, m, n, shift, in
     shift = max(shift, -min(m, n))  # keep positions non-negative
     q = unit_vectors(seed, (1, 1, 1, head_dim))
     k = unit_vectors(seed + 1, (1, 1, 1, head_dim))
-    score = (rotate_at(q, m, interleaved=interleaved) * rotate_at(k, n, interleaved=interleaved)).sum()
-    shifted = (
-        rotate_at(q, m + shift, interleaved=interleaved)
-        * rotate_at(k, n + shift, interleaved=interleaved)
-    ).sum()
-    assert abs(score.item() - shifted.item()) <= 1e-5
+
+    def score(m_: int, n_: int) -> float:
+        rotated_q = rotate_at(q, m_, interleaved=interleaved)
+        return (rotated_q * rotate_at(k, n_, interleaved=interleaved)).sum().item()
+
+    assert abs(score(m, n) - score(m + shift, n + shift)) <= 1e-5
 
 
 @given(seed=seeds, head_dim=head_dims, offset=positions_up_to_2_20, interleaved=st.booleans())
@@ -102,7 +102,8 @@ def test_float64_is_rotated_in_float64():
     out = apply_rope(x, offset=10**6)
     assert out.dtype == torch.float64
     angles = rope_angles(torch.arange(10**6, 10**6 + 3), rope_frequencies(8))
-    z = torch.view_as_complex(x.unflatten(-1, (-1, 2))) * torch.polar(torch.ones_like(angles), angles)
+    rotation = torch.polar(torch.ones_like(angles), angles)
+    z = torch.view_as_complex(x.unflatten(-1, (-1, 2))) * rotation
     torch.testing.assert_close(out, torch.view_as_real(z).flatten(-2), atol=1e-12, rtol=0)
 
 
@@ -120,7 +121,8 @@ def test_rotary_dim_rotates_a_prefix_and_passes_the_rest(interleaved):
 @pytest.mark.parametrize("interleaved", [True, False])
 def test_gradient_is_the_transposed_rotation(interleaved):
     x = unit_vectors(2, (1, 2, 5, 16), dtype=torch.float64).requires_grad_()
-    assert torch.autograd.gradcheck(lambda t: apply_rope(t, offset=7, interleaved=interleaved), (x,))
+    rotate = lambda t: apply_rope(t, offset=7, interleaved=interleaved)  # noqa: E731
+    assert torch.autograd.gradcheck(rotate, (x,))
     # and the gradient of a rotation is the inverse rotation of the incoming gradient
     grad = unit_vectors(3, (1, 2, 5, 16), dtype=torch.float64)
     (apply_rope(x, offset=7, interleaved=interleaved) * grad).sum().backward()
@@ -187,9 +189,13 @@ def test_rotate_queries_and_keys_for_a_kv_cache():
     torch.testing.assert_close(last_q, full_q[:, :, -1:])
     torch.testing.assert_close(all_k, full_k)
     for t in range(6):  # token by token, as a decoder with a KV cache does
-        step_q, step_k = rope.rotate_queries_and_keys(q[:, :, t : t + 1], k[:, :, t : t + 1], offset=t)
+        q_t, k_t = q[:, :, t : t + 1], k[:, :, t : t + 1]
+        step_q, step_k = rope.rotate_queries_and_keys(q_t, k_t, offset=t)
         torch.testing.assert_close(step_q, full_q[:, :, t : t + 1])
         torch.testing.assert_close(step_k, full_k[:, :, t : t + 1])
+
+
+Q5, K4 = torch.randn(1, 1, 5, 8), torch.randn(1, 1, 4, 8)
 
 
 @pytest.mark.parametrize(
@@ -215,7 +221,7 @@ def test_rotate_queries_and_keys_for_a_kv_cache():
         (lambda: RotaryEmbedding(7), "head_dim"),
         (lambda: RotaryEmbedding(8)(torch.randn(1, 1, 4, 16)), "head_dim"),
         (lambda: RotaryEmbedding(8, rotary_dim=12), "rotary_dim"),
-        (lambda: RotaryEmbedding(8).rotate_queries_and_keys(torch.randn(1, 1, 5, 8), torch.randn(1, 1, 4, 8)), "q"),
+        (lambda: RotaryEmbedding(8).rotate_queries_and_keys(Q5, K4), "q"),
         (lambda: half_split_permutation(5), "head_dim"),
     ],
 )

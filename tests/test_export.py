@@ -1,0 +1,120 @@
+"""tools/export.py: notebooks -> ropelib modules, and the drift check `make test` relies on."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import export  # noqa: E402
+
+NOTEBOOK = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+    format_version: 0.13
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+
+# A chapter
+
+```{{code-cell}} ipython3
+#| default_exp {module}
+```
+
+```{{code-cell}} ipython3
+#| export
+def first():
+    return 1
+```
+
+```{{code-cell}} ipython3
+assert first() == 1  # not exported
+```
+
+```{{code-cell}} ipython3
+#| export
+def second():
+    return 2
+```
+
+```{{code-cell}} ipython3
+#| export other
+OTHER = True
+```
+"""
+
+
+def make_project(tmp_path: Path, module: str = "demo") -> tuple[Path, Path]:
+    notebooks, package = tmp_path / "notebooks", tmp_path / "ropelib"
+    notebooks.mkdir()
+    package.mkdir()
+    (notebooks / "01_demo.md").write_text(NOTEBOOK.format(module=module))
+    return notebooks, package
+
+
+def run(notebooks: Path, package: Path, *flags: str) -> int:
+    return export.main([*flags, "--notebooks", str(notebooks), "--package", str(package)])
+
+
+def test_exports_cells_in_order_under_a_header(tmp_path):
+    notebooks, package = make_project(tmp_path)
+    assert run(notebooks, package) == 0
+    text = (package / "demo.py").read_text()
+    assert text.startswith(export.HEADER.format(sources="notebooks/01_demo.md"))
+    assert text.index("def first") < text.index("def second")
+    assert "assert first()" not in text and "#|" not in text
+    assert (package / "other.py").read_text().endswith("OTHER = True\n")
+    assert run(notebooks, package, "--check") == 0
+
+
+def test_check_fails_on_stale_missing_and_orphaned_modules(tmp_path, capsys):
+    notebooks, package = make_project(tmp_path)
+    assert run(notebooks, package, "--check") == 1  # missing
+    assert "missing: demo.py" in capsys.readouterr().err
+    run(notebooks, package)
+    (package / "demo.py").write_text((package / "demo.py").read_text() + "# edited by hand\n")
+    assert run(notebooks, package, "--check") == 1
+    assert "stale: demo.py" in capsys.readouterr().err
+    run(notebooks, package)
+    orphan = export.HEADER.format(sources="notebooks/00_gone.md") + "X = 1\n"
+    (package / "old.py").write_text(orphan)
+    (package / "handwritten.py").write_text("Y = 2\n")  # not generated: left alone
+    assert run(notebooks, package, "--check") == 1
+    assert "orphaned" in capsys.readouterr().err
+    run(notebooks, package)
+    assert not (package / "old.py").exists() and (package / "handwritten.py").exists()
+    assert run(notebooks, package, "--check") == 0
+
+
+def test_export_before_default_exp_is_an_error(tmp_path, capsys):
+    notebooks, package = make_project(tmp_path)
+    text = (notebooks / "01_demo.md").read_text().replace("#| default_exp demo", "x = 1")
+    (notebooks / "01_demo.md").write_text(text)
+    assert run(notebooks, package) == 2
+    assert "before any '#| default_exp'" in capsys.readouterr().err
+
+
+def test_format_rewrites_export_cells_only(tmp_path):
+    notebooks, package = make_project(tmp_path)
+    path = notebooks / "01_demo.md"
+    path.write_text(path.read_text().replace("return 1", "return   (1)"))
+    assert run(notebooks, package, "--format") == 0
+    assert "return 1" in path.read_text() and "return   (1)" not in path.read_text()
+    assert "assert first() == 1  # not exported" in path.read_text()
+
+
+def test_the_repository_is_in_sync():
+    """The committed package equals what the committed notebooks export."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "export.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
