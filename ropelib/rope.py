@@ -34,8 +34,11 @@ def rope_frequencies(head_dim: int, base: float = 10000.0) -> Tensor:
         raise ValueError(f"base must be a finite number greater than 1, got {base!r}")
     if base <= 1:
         raise ValueError(f"base must be a finite number greater than 1, got {base!r}")
-    j = torch.arange(head_dim // 2, dtype=torch.float64)
-    return torch.pow(torch.tensor(float(base), dtype=torch.float64), -2.0 * j / head_dim)
+    # device="cpu": a model built under `with torch.device("meta")` keeps real frequencies
+    j = torch.arange(head_dim // 2, dtype=torch.float64, device="cpu")
+    return torch.pow(
+        torch.tensor(float(base), dtype=torch.float64, device="cpu"), -2.0 * j / head_dim
+    )
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -314,17 +317,35 @@ class RotaryEmbedding(nn.Module):
         return _rotate_channels(x, cos, sin, self.interleaved, self.rotary_dim)
 
     def rotate_queries_and_keys(
-        self, q: Tensor, k: Tensor, *, offset: int = 0
+        self, q: Tensor, k: Tensor, *, offset: int = 0, positions: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
         """Rotate `q [B, H, Tq, D]` and `k [B, H, Tk, D]` (Tq <= Tk) for attention.
 
         Keys take positions `offset + arange(Tk)`; queries take the last Tq of them, as when
-        decoding with a KV cache.
+        decoding with a KV cache. Explicit `positions` (`[T]` or `[B, T]`, Tq = Tk) are
+        turned into one angle table shared by q and k.
         """
         q, k = _check_tensor(q), _check_tensor(k)
         if q.shape[-2] > k.shape[-2]:
             raise ValueError(
-                f"q may not be longer than k: got {q.shape[-2]} queries and {k.shape[-2]} keys"
+                f"q may not be longer than k: got {q.shape[-2]} queries, {k.shape[-2]} keys"
             )
         offset = _check_offset(offset)
-        return self(q, offset=offset + k.shape[-2] - q.shape[-2]), self(k, offset=offset)
+        if positions is None:
+            return self(q, offset=offset + k.shape[-2] - q.shape[-2]), self(k, offset=offset)
+        if offset:
+            raise ValueError("pass either positions or offset, not both")
+        if q.shape[-2] != k.shape[-2]:
+            raise ValueError("positions need as many queries as keys")
+        for x in (q, k):
+            if x.shape[-1] != self.head_dim:
+                raise ValueError(
+                    f"q and k must have head_dim = {self.head_dim} last, got {tuple(x.shape)}"
+                )
+        positions = _check_positions(positions, k)
+        compute = _compute_dtype(q.dtype)
+        cos, sin = _cos_sin(rope_angles(positions, self.frequencies), compute, q.device)
+        if positions.dim() == 2:
+            cos, sin = cos[:, None], sin[:, None]
+        rotate = lambda x: _rotate_channels(x, cos, sin, self.interleaved, self.rotary_dim)  # noqa: E731
+        return rotate(q), rotate(k)

@@ -1,0 +1,452 @@
+# generated from notebooks/02_gpt.md by tools/export.py, do not edit
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ropelib.rope import RotaryEmbedding, rope_frequencies
+
+__all__ = [
+    "GPT",
+    "GPTConfig",
+    "POSITION_SCHEMES",
+    "PositionScheme",
+    "QKVProjection",
+    "get_scheme",
+    "register_scheme",
+]
+
+POSITION_SCHEMES: dict[str, type[PositionScheme]] = {}
+
+
+def register_scheme(name: str) -> Callable[[type[PositionScheme]], type[PositionScheme]]:
+    """Register a position scheme class under `name`, so that `GPTConfig(pe=name)` builds it."""
+
+    def decorate(cls: type[PositionScheme]) -> type[PositionScheme]:
+        if name in POSITION_SCHEMES and POSITION_SCHEMES[name] is not cls:
+            if POSITION_SCHEMES[name].__qualname__ != cls.__qualname__:  # re-running a cell is fine
+                raise ValueError(f"position scheme {name!r} is registered twice")
+        cls.name = name
+        POSITION_SCHEMES[name] = cls
+        return cls
+
+    return decorate
+
+
+def get_scheme(name: str) -> type[PositionScheme]:
+    """The scheme class registered as `name`; chapters' modules are imported to find it."""
+    if name not in POSITION_SCHEMES:
+        # Later chapters register their schemes when their module is imported: import them all.
+        import ropelib
+
+        for module in pkgutil.iter_modules(ropelib.__path__):
+            if module.name not in ("__main__", "cli"):
+                importlib.import_module(f"ropelib.{module.name}")
+    if name not in POSITION_SCHEMES:
+        raise ValueError(f"pe must be one of {', '.join(sorted(POSITION_SCHEMES))}; got {name!r}")
+    return POSITION_SCHEMES[name]
+
+
+@dataclass
+class GPTConfig:
+    """The model's shape and its position scheme `pe`. Defined in notebooks/02_gpt.md."""
+
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    block_size: int = 256  # the training context; rotary schemes can run longer sequences
+    vocab_size: int = 4096
+    pe: str = "rope"
+    dropout: float = 0.0
+    bias: bool = True
+    rope_base: float = 10000.0
+    pe_options: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the scheme
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    def __post_init__(self) -> None:
+        for name in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.n_embd % self.n_head:
+            raise ValueError(
+                f"n_embd must be divisible by n_head, got {self.n_embd} and {self.n_head}"
+            )
+        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not (isinstance(self.rope_base, (int, float)) and math.isfinite(self.rope_base)):
+            raise ValueError(f"rope_base must be a finite number > 1, got {self.rope_base!r}")
+        if self.rope_base <= 1:
+            raise ValueError(f"rope_base must be a finite number > 1, got {self.rope_base!r}")
+        if not isinstance(self.pe_options, dict):
+            raise ValueError(f"pe_options must be a dict, got {type(self.pe_options).__name__}")
+        get_scheme(self.pe).check_config(self)
+
+
+class QKVProjection(nn.Module):
+    """GPT-2's fused query/key/value projection: `x [B, T, C]` -> `q, k, v`, each `[B, T, C]`."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.c_attn(x).split(x.shape[-1], dim=-1)
+
+
+class PositionScheme(nn.Module):
+    """Where position enters the model; every hook is the identity (NoPE).
+
+    One instance is built for the model (`layer=None`, its `embed` is called) and one per
+    attention layer (`layer=i`, its other hooks are called). Defined in notebooks/02_gpt.md.
+    """
+
+    name: ClassVar[str] = "none"
+    rotary: ClassVar[bool] = False  # rotates pairs of q/k channels: head_dim must be even
+
+    def __init__(self, config: GPTConfig, layer: int | None = None, **options: Any) -> None:
+        super().__init__()
+        self.config, self.layer = config, layer
+        if options:
+            raise ValueError(f"pe_options: {self.name!r} takes no option {sorted(options)}")
+
+    @classmethod
+    def check_config(cls, config: GPTConfig) -> None:
+        """Raise ValueError for a config this scheme cannot run."""
+        if cls.rotary and config.head_dim % 2:
+            raise ValueError(
+                f"pe={cls.name!r} rotates pairs of channels: head_dim = n_embd / n_head must be "
+                f"even, got {config.n_embd} / {config.n_head} = {config.head_dim}"
+            )
+        accepted = inspect.signature(cls.__init__).parameters
+        if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+            unknown = set(config.pe_options) - set(accepted)
+            if unknown:
+                raise ValueError(f"pe_options: {cls.name!r} takes no option {sorted(unknown)}")
+
+    @property
+    def max_length(self) -> int | None:
+        """The longest sequence the scheme can encode; None for any length."""
+        return None
+
+    def embed(self, h: Tensor, positions: Tensor) -> Tensor:
+        return h
+
+    def projection(self, config: GPTConfig) -> nn.Module:
+        return QKVProjection(config)
+
+    def rotate(
+        self, q: Tensor, k: Tensor, positions: Tensor, x: Tensor, state: dict | None
+    ) -> tuple[Tensor, Tensor]:
+        return q, k
+
+    def values(self, v: Tensor, positions: Tensor) -> Tensor:
+        return v
+
+    def output(self, y: Tensor, positions: Tensor) -> Tensor:
+        return y
+
+
+register_scheme("none")(PositionScheme)
+
+
+@dataclass
+class LayerCache:
+    """One layer's keys and values `[B, H, T, D]` and the scheme's running state."""
+
+    k: Tensor | None = None
+    v: Tensor | None = None
+    state: dict = field(default_factory=dict)
+
+    @property
+    def length(self) -> int:
+        return 0 if self.k is None else self.k.shape[-2]
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig, layer: int) -> None:
+        super().__init__()
+        self.n_head, self.dropout = config.n_head, config.dropout
+        self.pe = get_scheme(config.pe)(config, layer, **config.pe_options)
+        self.qkv = self.pe.projection(config)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor, positions: Tensor, cache: LayerCache | None = None) -> Tensor:
+        B, T, C = x.shape
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in self.qkv(x))
+        q, k = self.pe.rotate(q, k, positions, x, None if cache is None else cache.state)
+        v = self.pe.values(v, positions)  # q, k, v: [B, H, T, D]
+        mask, causal = None, T > 1
+        if cache is not None:
+            past = cache.length
+            if past:
+                k, v = torch.cat((cache.k, k), dim=-2), torch.cat((cache.v, v), dim=-2)
+                causal = False
+                if T > 1:  # bottom-right aligned causal mask: query i sees keys <= past + i
+                    mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device)
+                    mask = mask.tril(diagonal=past)
+            cache.k, cache.v = k, v
+        y = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            is_causal=causal,
+            dropout_p=self.dropout if self.training else 0.0,
+        )
+        y = self.pe.output(y, positions)  # [B, H, T, D]
+        return self.resid_dropout(self.c_proj(y.transpose(1, 2).reshape(B, T, C)))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
+
+
+class Block(nn.Module):
+    def __init__(self, config: GPTConfig, layer: int) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config, layer)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x: Tensor, positions: Tensor, cache: LayerCache | None = None) -> Tensor:
+        x = x + self.attn(self.ln_1(x), positions, cache)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    """GPT-2 with a pluggable position scheme. Defined in notebooks/02_gpt.md."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
+        self.config = config
+        self.transformer = nn.ModuleDict(
+            dict(
+                wte=nn.Embedding(config.vocab_size, config.n_embd),
+                pe=get_scheme(config.pe)(config, None, **config.pe_options),
+                drop=nn.Dropout(config.dropout),
+                h=nn.ModuleList(Block(config, i) for i in range(config.n_layer)),
+                ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+            )
+        )
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.transformer.wte.weight  # tied input and output embeddings
+        self.apply(self._init_weights)
+        for name, parameter in self.named_parameters():
+            if name.endswith("c_proj.weight"):  # projections into the residual stream
+                nn.init.normal_(parameter, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if getattr(module, "own_init", False):
+            return
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    @property
+    def max_length(self) -> int | None:
+        """The longest sequence the position scheme encodes (None: any length)."""
+        return self.transformer.pe.max_length
+
+    def num_parameters(self) -> int:
+        """Number of parameters, each tied tensor counted once."""
+        return sum(p.numel() for p in self.parameters())
+
+    def _check_idx(self, idx: Tensor, start: int) -> None:
+        if not isinstance(idx, Tensor) or idx.dim() != 2 or idx.is_floating_point():
+            raise ValueError("idx must be an integer tensor of shape [batch, seq]")
+        limit = self.max_length
+        if limit is not None and start + idx.shape[1] > limit:
+            raise ValueError(
+                f"sequence of {start + idx.shape[1]} tokens exceeds pe={self.config.pe!r}'s "
+                f"maximum length {limit} (block_size)"
+            )
+
+    def forward_features(
+        self, idx: Tensor, *, start: int = 0, caches: list[LayerCache] | None = None
+    ) -> Tensor:
+        """Final hidden states `[B, T, C]` of `idx [B, T]` at positions `start + arange(T)`."""
+        self._check_idx(idx, start)
+        positions = torch.arange(start, start + idx.shape[1], device=idx.device)
+        x = self.transformer.drop(self.transformer.pe.embed(self.transformer.wte(idx), positions))
+        for i, block in enumerate(self.transformer.h):
+            x = block(x, positions, None if caches is None else caches[i])
+        return self.transformer.ln_f(x)
+
+    def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """Logits `[B, T, V]` for tokens `idx [B, T]`, and the mean cross-entropy if `targets`."""
+        logits = self.lm_head(self.forward_features(idx))
+        if targets is None:
+            return logits, None
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-1)
+        return logits, loss
+
+    @torch.no_grad()
+    def generate(
+        self,
+        idx: Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        *,
+        use_cache: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Append `max_new_tokens` sampled tokens to `idx [B, T]` (temperature 0: greedy)."""
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
+            raise ValueError(
+                f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}"
+            )
+        if max_new_tokens < 0 or temperature < 0:
+            raise ValueError("max_new_tokens and temperature must be non-negative")
+        limit = self.max_length
+        if limit is not None and idx.shape[1] + max_new_tokens > limit:
+            use_cache = False  # learned positions: slide a window of block_size tokens instead
+        caches = [LayerCache() for _ in self.transformer.h] if use_cache else None
+        logits = self._last_logits(idx, caches, start=0)
+        for _ in range(max_new_tokens):
+            next_token = self._sample(logits, temperature, top_k, generator)
+            idx = torch.cat((idx, next_token), dim=1)
+            if caches is None:
+                window = idx if limit is None else idx[:, -limit:]
+                logits = self._last_logits(window, None, start=0)
+            else:
+                logits = self._last_logits(next_token, caches, start=idx.shape[1] - 1)
+        return idx
+
+    def _last_logits(self, idx: Tensor, caches: list[LayerCache] | None, start: int) -> Tensor:
+        return self.lm_head(self.forward_features(idx, start=start, caches=caches)[:, -1])
+
+    @staticmethod
+    def _sample(logits: Tensor, temperature: float, top_k: int | None, generator) -> Tensor:
+        if temperature == 0:
+            return logits.argmax(dim=-1, keepdim=True)
+        logits = logits.float() / temperature
+        if top_k is not None:
+            threshold = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
+            logits = logits.masked_fill(logits < threshold, float("-inf"))
+        return torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
+
+
+@register_scheme("learned")
+class LearnedPositions(PositionScheme):
+    """GPT-2's learned absolute position embedding (`block_size` rows)."""
+
+    def __init__(self, config: GPTConfig, layer: int | None = None) -> None:
+        super().__init__(config, layer)
+        if layer is None:
+            self.wpe = nn.Embedding(config.block_size, config.n_embd)
+
+    @property
+    def max_length(self) -> int:
+        return self.config.block_size
+
+    def embed(self, h: Tensor, positions: Tensor) -> Tensor:
+        return h + self.wpe(positions)
+
+
+def sinusoidal_table(positions: Tensor, dim: int, base: float = 10000.0) -> Tensor:
+    """Vaswani et al.'s table `[T, dim]`: sin at even channels, cos at odd ones (float32)."""
+    angles = positions.double()[:, None] * rope_frequencies(dim, base).to(positions.device)
+    return torch.stack((angles.sin(), angles.cos()), dim=-1).flatten(-2).float()
+
+
+@register_scheme("sinusoidal")
+class SinusoidalPositions(PositionScheme):
+    """The fixed sinusoidal absolute embedding of the original transformer."""
+
+    @classmethod
+    def check_config(cls, config: GPTConfig) -> None:
+        super().check_config(config)
+        if config.n_embd % 2:
+            raise ValueError(f"pe='sinusoidal' needs an even n_embd, got {config.n_embd}")
+
+    def embed(self, h: Tensor, positions: Tensor) -> Tensor:
+        table = sinusoidal_table(positions, h.shape[-1]).to(h.dtype)
+        return h * math.sqrt(h.shape[-1]) + table
+
+
+@register_scheme("rope")
+class RoPE(PositionScheme):
+    """Rotary position embedding (notebooks/01_rope.md) on queries and keys."""
+
+    rotary = True
+
+    def __init__(
+        self, config: GPTConfig, layer: int | None = None, interleaved: bool = True
+    ) -> None:
+        super().__init__(config, layer)
+        if layer is not None:
+            self.rope = RotaryEmbedding(
+                config.head_dim, base=config.rope_base, interleaved=interleaved
+            )
+
+    def rotate(self, q, k, positions, x, state):
+        return self.rope.rotate_queries_and_keys(q, k, positions=positions)
+
+
+@register_scheme("xpos")
+class XPos(RoPE):
+    """xPos (Sun et al. 2022): RoPE with a per-pair decay ζ_i^((m-n)/scale_base)."""
+
+    def __init__(
+        self,
+        config: GPTConfig,
+        layer: int | None = None,
+        gamma: float = 0.4,
+        scale_base: float = 512.0,
+        interleaved: bool = True,
+    ) -> None:
+        super().__init__(config, layer, interleaved=interleaved)
+        if not (gamma > 0 and scale_base > 0):
+            raise ValueError(
+                f"pe_options: xpos needs gamma > 0 and scale_base > 0, got {gamma}, {scale_base}"
+            )
+        half = config.head_dim // 2
+        self.interleaved, self.scale_base = interleaved, float(scale_base)
+        self.zeta = (
+            torch.arange(half, dtype=torch.float64, device="cpu") * 2 / config.head_dim + gamma
+        ) / (1 + gamma)
+
+    def scales(self, positions: Tensor, dtype: torch.dtype) -> Tensor:
+        """ζ_i^(n/scale_base) for each position n, expanded to the head's channels `[T, D]`."""
+        if positions.numel() and int(positions.abs().max()) > 30_000:
+            raise ValueError("xpos scales overflow float32 beyond position 30000")
+        powers = positions.double()[:, None] / self.scale_base
+        scale = self.zeta.to(positions.device)[None, :] ** powers  # [T, D/2]
+        scale = (
+            scale.repeat_interleave(2, -1) if self.interleaved else torch.cat((scale, scale), -1)
+        )
+        return scale.to(torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype)
+
+    def rotate(self, q, k, positions, x, state):
+        q, k = super().rotate(q, k, positions, x, state)
+        scale = self.scales(positions, q.dtype)
+        return (q * scale).to(q.dtype), (k / scale).to(k.dtype)

@@ -1,0 +1,163 @@
+"""The GPT-2 harness and its position schemes (notebooks/02_gpt.md)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ropelib.model import (
+    GPT,
+    POSITION_SCHEMES,
+    GPTConfig,
+    LayerCache,
+    PositionScheme,
+    register_scheme,
+)
+
+SMALL = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, vocab_size=40)
+BUILT_IN = ["none", "learned", "sinusoidal", "rope", "xpos"]
+
+
+def model_for(pe: str, **overrides) -> GPT:
+    torch.manual_seed(0)
+    return GPT(GPTConfig(pe=pe, **{**SMALL, **overrides})).eval()
+
+
+def test_built_in_schemes_are_registered():
+    assert set(BUILT_IN) <= set(POSITION_SCHEMES)
+
+
+@pytest.mark.parametrize("pe", BUILT_IN)
+def test_cached_decoding_equals_full_forward(pe):
+    model = model_for(pe)
+    idx = torch.randint(0, 40, (3, 20))
+    logits, _ = model(idx)
+    caches = [LayerCache() for _ in model.transformer.h]
+    pieces = [model.lm_head(model.forward_features(idx[:, :7], caches=caches))]
+    for t in range(7, 20):
+        pieces.append(
+            model.lm_head(model.forward_features(idx[:, t : t + 1], start=t, caches=caches))
+        )
+    torch.testing.assert_close(torch.cat(pieces, dim=1), logits, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("pe", BUILT_IN)
+def test_generate_with_and_without_cache_sample_the_same_tokens(pe):
+    model = model_for(pe)
+    prompt = torch.randint(0, 40, (2, 5))
+    runs = [
+        model.generate(
+            prompt,
+            10,
+            temperature=0.8,
+            top_k=5,
+            use_cache=use_cache,
+            generator=torch.Generator().manual_seed(1),
+        )
+        for use_cache in (True, False)
+    ]
+    assert runs[0].shape == (2, 15) and torch.equal(runs[0], runs[1])
+
+
+def test_learned_positions_slide_a_window_past_block_size():
+    model = model_for("learned", block_size=8)
+    out = model.generate(torch.zeros(1, 4, dtype=torch.long), 10, temperature=0)
+    assert out.shape == (1, 14)
+    with pytest.raises(ValueError, match="block_size"):
+        model(torch.zeros(1, 9, dtype=torch.long))
+    assert model.max_length == 8 and model_for("rope").max_length is None
+
+
+@pytest.mark.parametrize("pe", ["rope", "xpos", "none", "sinusoidal"])
+def test_non_learned_schemes_run_past_the_training_context(pe):
+    model = model_for(pe, block_size=8)
+    logits, loss = model(torch.zeros(2, 40, dtype=torch.long), torch.zeros(2, 40, dtype=torch.long))
+    assert logits.shape == (2, 40, 40) and torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("pe", BUILT_IN)
+def test_bf16_autocast_forward_and_backward_on_cpu(pe):
+    model = model_for(pe).train()
+    idx = torch.randint(0, 40, (2, 16))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, loss = model(idx, idx)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_every_parameter_gets_a_gradient_so_ddp_needs_no_unused_parameter_search():
+    for pe in BUILT_IN:
+        model = model_for(pe).train()
+        idx = torch.randint(0, 40, (2, 16))
+        model(idx, idx)[1].backward()
+        unused = [n for n, p in model.named_parameters() if p.grad is None]
+        assert unused == [], (pe, unused)
+
+
+def test_gpt2_initialisation():
+    model = GPT(GPTConfig(n_layer=8, n_head=4, n_embd=256, vocab_size=1000, pe="learned"))
+    assert model.lm_head.weight is model.transformer.wte.weight
+    std = model.transformer.h[0].mlp.c_fc.weight.std().item()
+    residual_std = model.transformer.h[0].attn.c_proj.weight.std().item()
+    assert std == pytest.approx(0.02, rel=0.05)
+    assert residual_std == pytest.approx(0.02 / (2 * 8) ** 0.5, rel=0.05)
+    assert model.transformer.h[0].mlp.c_fc.bias.abs().max() == 0
+
+
+def test_a_new_scheme_plugs_in_without_editing_the_model():
+    @register_scheme("test-halve-values")
+    class HalveValues(PositionScheme):
+        def values(self, v, positions):
+            return v * 0.5
+
+    try:
+        model = model_for("test-halve-values")
+        assert isinstance(model.transformer.h[0].attn.pe, HalveValues)
+        model(torch.zeros(1, 4, dtype=torch.long))
+    finally:
+        del POSITION_SCHEMES["test-halve-values"]
+
+
+def test_xpos_refuses_positions_that_overflow():
+    model = model_for("xpos")
+    with pytest.raises(ValueError, match="30000"):
+        model.forward_features(torch.zeros(1, 2, dtype=torch.long), start=40_000)
+
+
+def test_model_on_meta_device_then_materialised():
+    with torch.device("meta"):
+        model = GPT(GPTConfig(pe="rope", **SMALL))
+    model = model.to_empty(device="cpu")
+    assert model.transformer.h[0].attn.pe.rope.frequencies.device.type == "cpu"
+
+
+@pytest.mark.parametrize(
+    "kwargs, field_name",
+    [
+        (dict(pe="rop"), "pe"),
+        (dict(pe="rope", n_embd=36, n_head=4), "head_dim"),
+        (dict(pe="xpos", n_embd=20, n_head=4), "head_dim"),
+        (dict(n_embd=30, n_head=4), "n_embd"),
+        (dict(n_layer=0), "n_layer"),
+        (dict(n_head=-1), "n_head"),
+        (dict(block_size=2.5), "block_size"),
+        (dict(vocab_size=True), "vocab_size"),
+        (dict(dropout=-0.1), "dropout"),
+        (dict(rope_base=0.5), "rope_base"),
+        (dict(pe_options=[1]), "pe_options"),
+        (dict(pe="learned", pe_options={"interleaved": False}), "pe_options"),
+        (dict(pe="xpos", pe_options={"gamma": -1.0}), "pe_options"),
+    ],
+)
+def test_bad_configs_name_the_field(kwargs, field_name):
+    with pytest.raises(ValueError, match=field_name):
+        GPT(GPTConfig(**{**SMALL, **kwargs}))
+
+
+def test_bad_idx():
+    model = model_for("rope")
+    with pytest.raises(ValueError, match="idx"):
+        model(torch.zeros(4))
+    with pytest.raises(ValueError, match="idx"):
+        model(torch.zeros(1, 4))
