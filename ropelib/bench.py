@@ -1,4 +1,4 @@
-# generated from notebooks/01_rope.md by tools/export.py, do not edit
+# generated from notebooks/01_rope.md, notebooks/05_crope.md by tools/export.py, do not edit
 
 """Benchmarks for `python -m ropelib bench NAME`: ratios measured side by side in one process."""
 
@@ -114,3 +114,56 @@ def bench_rope(
         "memory floor (copy)",
     )
     return times
+
+
+def _gauss_complex_linear(x: torch.Tensor, real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
+    """(A + iB)(x_r + i x_i) with three real GEMMs (Gauss): the alternative that was measured."""
+    x_r, x_i = x[..., 0::2], x[..., 1::2]
+    t1, t2 = x_r @ real.T, x_i @ imag.T
+    t3 = (x_r + x_i) @ (real + imag).T
+    return torch.stack((t1 - t2, t3 - t1 - t2), dim=-1).flatten(-2)
+
+
+def _projection_times(width: int, tokens: tuple[int, int], repeats: int) -> dict[str, float]:
+    from ropelib.crope import ComplexLinear
+
+    x = torch.randn(*tokens, width, requires_grad=True)
+    grad = torch.randn(*tokens, 3 * width)
+    real = torch.nn.Linear(width, 3 * width)
+    complex_layer = ComplexLinear(width, 3 * width)
+
+    def gauss(t: torch.Tensor) -> torch.Tensor:
+        a, b = complex_layer.weight_real, complex_layer.weight_imag
+        return _gauss_complex_linear(t, a, b) + complex_layer.bias
+
+    torch.testing.assert_close(gauss(x), complex_layer(x), atol=1e-4, rtol=1e-4)
+
+    def forward_backward(fn: Callable) -> Callable[[], None]:
+        def step() -> None:
+            x.grad = None
+            fn(x).backward(grad)
+
+        return step
+
+    candidates = {
+        "nn.Linear(C, 3C)": real,
+        "ComplexLinear (structured GEMM)": complex_layer,
+        "complex-linear, Gauss 3 GEMMs": gauss,
+    }
+    return compare_times({k: forward_backward(v) for k, v in candidates.items()}, repeats=repeats)
+
+
+@register_benchmark("crope")
+def bench_crope(
+    quick: bool = False, widths: tuple[int, ...] | None = None, repeats: int | None = None
+):
+    """Q/K/V projection fwd+bwd: real Linear vs complex-linear (structured GEMM, Gauss)."""
+    widths = widths or ((64, 128) if quick else (128, 512, 768))
+    repeats = repeats or (3 if quick else 15)
+    tokens = (2, 64) if quick else (8, 256)
+    results = {}
+    for width in widths:
+        results[width] = _projection_times(width, tokens, repeats)
+        title = f"Q/K/V projection fwd+bwd, C={width}, tokens={tokens[0]}x{tokens[1]}"
+        print_ratios(title, results[width], "nn.Linear(C, 3C)")
+    return results

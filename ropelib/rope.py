@@ -223,7 +223,8 @@ def half_split_permutation(head_dim: int) -> Tensor:
     notebooks/01_rope.md.
     """
     half = _check_even("head_dim", head_dim) // 2
-    return torch.stack((torch.arange(half), torch.arange(half) + half), dim=-1).flatten()
+    j = torch.arange(half, device="cpu")
+    return torch.stack((j, j + half), dim=-1).flatten()
 
 
 class RotaryEmbedding(nn.Module):
