@@ -1,4 +1,5 @@
-# generated from notebooks/01_rope.md, notebooks/05_crope.md by tools/export.py, do not edit
+# generated from notebooks/01_rope.md, notebooks/05_crope.md, notebooks/06_rope_equation.md by
+#   tools/export.py, do not edit
 
 """Benchmarks for `python -m ropelib bench NAME`: ratios measured side by side in one process."""
 
@@ -167,3 +168,93 @@ def bench_crope(
         title = f"Q/K/V projection fwd+bwd, C={width}, tokens={tokens[0]}x{tokens[1]}"
         print_ratios(title, results[width], "nn.Linear(C, 3C)")
     return results
+
+
+def saved_tensor_bytes(fn: Callable[[], torch.Tensor]) -> int:
+    """Bytes of the distinct tensors autograd saves for backward while `fn()` runs."""
+    seen: dict[tuple, int] = {}
+
+    def pack(t: torch.Tensor):
+        key = (t.untyped_storage().data_ptr(), t.dtype)
+        seen[key] = max(seen.get(key, 0), t.untyped_storage().nbytes())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values())
+
+
+def _comrope_candidates(B: int, H: int, T: int, D: int, b: int, dense: bool) -> tuple[dict, dict]:
+    from ropelib.comrope import ComRoPEAP, _FoldedBasisQKV  # noqa: F401
+    from ropelib.rope import RotaryEmbedding
+
+    q = torch.randn(B, H, T, D, requires_grad=True)
+    k = torch.randn(B, H, T, D, requires_grad=True)
+    grad = torch.randn(B, H, T, D)
+    weight = torch.randn(2 * H * D, H * D, requires_grad=True)  # the q and k rows of W_qkv
+    positions = torch.arange(T)
+    rope = RotaryEmbedding(D)
+    comrope = ComRoPEAP(D, H, 1, b)
+    with torch.no_grad():
+        comrope.basis_generator.normal_(std=0.1)
+
+    def folded():
+        V = comrope.basis()
+        blocks = weight.view(2, H, D // b, b, -1)
+        folded_weight = torch.einsum("hjba,shjbc->shjac", V, blocks)  # what the projection does
+        q_rot, k_rot = comrope.rotate_pair(q, k, positions, basis_applied=True)
+        return q_rot, k_rot, folded_weight
+
+    def unfolded():
+        return comrope.rotate_pair(q, k, positions)
+
+    def dense_rotation():  # a D x D matrix_exp per token and head, applied densely
+        A = torch.block_diag(*[torch.zeros(b, b)] * (D // b)).expand(H, D, D).clone()
+        S = comrope.skew_blocks()  # [H, nb, b, b]
+        for j in range(D // b):
+            A[:, j * b : (j + 1) * b, j * b : (j + 1) * b] = S[:, j]
+        R = torch.matrix_exp(positions.float()[:, None, None, None] * A)  # [T, H, D, D]
+        return torch.einsum("thde,zhte->zhtd", R, q), torch.einsum("thde,zhte->zhtd", R, k)
+
+    def backward_of(fn):
+        def step():
+            q.grad = k.grad = weight.grad = None
+            outputs = fn()
+            torch.autograd.backward(outputs[:2], (grad, grad), inputs=[q, k])
+            if len(outputs) > 2:  # the folded weight's gradient flows into the basis
+                outputs[2].sum().backward()
+
+        return step
+
+    candidates = {"ropelib RoPE (RotaryEmbedding)": lambda: rope.rotate_queries_and_keys(q, k)}
+    if dense:
+        candidates["dense matrix_exp per token (reference approach)"] = dense_rotation
+    else:
+        candidates[f"ComRoPE-AP b={b}, basis folded into W"] = folded
+        candidates[f"ComRoPE-AP b={b}, basis per token"] = unfolded
+    memory = {name: saved_tensor_bytes(fn) for name, fn in candidates.items()}
+    return {name: backward_of(fn) for name, fn in candidates.items()}, memory
+
+
+@register_benchmark("comrope")
+def bench_comrope(quick: bool = False, repeats: int | None = None) -> dict[str, float]:
+    """ComRoPE rotation + application fwd+bwd against RoPE, and autograd's saved memory."""
+    B, H, T, D, b = (2, 4, 64, 32, 8) if quick else (4, 8, 1024, 64, 8)
+    repeats = repeats or (3 if quick else 10)
+    runs, memory = _comrope_candidates(B, H, T, D, b, dense=False)
+    dense = "dense matrix_exp per token (reference approach)"
+    times = compare_times(runs, repeats=repeats)
+    print_ratios(
+        f"rotation + application fwd+bwd, q and k [{B}, {H}, {T}, {D}]",
+        times,
+        "ropelib RoPE (RotaryEmbedding)",
+    )
+    small_T = min(T, 128)
+    small_runs, small_memory = _comrope_candidates(B, H, small_T, D, b, dense=True)
+    small = compare_times(small_runs, repeats=max(2, repeats // 3))
+    print_ratios(f"the same at T={small_T}", small, "ropelib RoPE (RotaryEmbedding)")
+    print(f"memory saved for backward at T={T} (MB):")
+    for name, size in memory.items():
+        print(f"  {name:<48} {size / 2**20:8.1f}")
+    print(f"  {dense + f' (T={small_T})':<48} {small_memory[dense] / 2**20:8.1f}")
+    return times

@@ -20,6 +20,7 @@ import argparse
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import jupytext
@@ -73,6 +74,13 @@ def notebook_exports(path: Path) -> list[tuple[str, str]]:
     return exports
 
 
+def header(sources: list[str]) -> str:
+    """The generated-file header naming the source notebooks, wrapped at 100 columns."""
+    text = HEADER.format(sources=", ".join(sources)).rstrip("\n")
+    lines = textwrap.wrap(text, width=100, subsequent_indent="#   ", break_on_hyphens=False)
+    return "\n".join(lines) + "\n"
+
+
 def render_modules(notebook_dir: Path, package_dir: Path) -> dict[Path, str]:
     """Map every generated file of the package to the text it must hold."""
     cells: dict[str, list[str]] = {}
@@ -84,10 +92,7 @@ def render_modules(notebook_dir: Path, package_dir: Path) -> dict[Path, str]:
             if relative not in sources.setdefault(module, []):
                 sources[module].append(relative)
     return {
-        package_dir / f"{module}.py": HEADER.format(sources=", ".join(sources[module]))
-        + "\n"
-        + "\n\n\n".join(bodies)
-        + "\n"
+        package_dir / f"{module}.py": header(sources[module]) + "\n" + "\n\n\n".join(bodies) + "\n"
         for module, bodies in cells.items()
     }
 
