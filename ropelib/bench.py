@@ -1,5 +1,5 @@
-# generated from notebooks/01_rope.md, notebooks/05_crope.md, notebooks/06_rope_equation.md by
-#   tools/export.py, do not edit
+# generated from notebooks/01_rope.md, notebooks/05_crope.md, notebooks/06_rope_equation.md,
+#   notebooks/08_hdd_rope.md by tools/export.py, do not edit
 
 """Benchmarks for `python -m ropelib bench NAME`: ratios measured side by side in one process."""
 
@@ -258,3 +258,57 @@ def bench_comrope(quick: bool = False, repeats: int | None = None) -> dict[str, 
         print(f"  {name:<48} {size / 2**20:8.1f}")
     print(f"  {dense + f' (T={small_T})':<48} {small_memory[dense] / 2**20:8.1f}")
     return times
+
+
+@register_benchmark("hdd")
+def bench_hdd(quick: bool = False, repeats: int | None = None) -> dict[str, dict[str, float]]:
+    """Associative scan vs sequential loop, and an HDD-RoPE training step vs RoPE."""
+    from ropelib.model import GPT, GPTConfig
+    from ropelib.scan import associative_scan, sequential_scan
+
+    repeats = repeats or (2 if quick else 5)
+    results: dict[str, dict[str, float]] = {}
+    for T in (32, 64) if quick else (256, 1024, 4096):
+        A = torch.randn(12, 4, T, 8, 4, 4)
+        M = torch.linalg.matrix_exp(0.1 * (A - A.transpose(-1, -2))).requires_grad_()
+        weights = torch.randn_like(M)
+
+        def step(scan, M=M, weights=weights):
+            def run():
+                M.grad = None
+                (scan(M, dim=2) * weights).sum().backward()
+
+            return run
+
+        times = compare_times(
+            {"sequential loop": step(sequential_scan), "associative scan": step(associative_scan)},
+            repeats=repeats,
+        )
+        print_ratios(
+            f"prefix products of [12, 4, {T}, 8] 4x4 rotations, fwd+bwd", times, "associative scan"
+        )
+        results[f"scan T={T}"] = times
+    shape = (
+        dict(n_layer=2, n_head=2, n_embd=32, block_size=32)
+        if quick
+        else dict(n_layer=4, n_head=4, n_embd=128, block_size=64)
+    )
+    batch = 4 if quick else 12
+    idx = torch.randint(0, 512, (batch, shape["block_size"]))
+    steps = {}
+    for name, pe, options in [
+        ("rope", "rope", {}),
+        ("hdd b=2", "hdd", {"block_size": 2}),
+        ("hdd b=4", "hdd", {"block_size": 4}),
+    ]:
+        model = GPT(GPTConfig(vocab_size=512, pe=pe, pe_options=options, **shape))
+
+        def train_step(model=model):
+            model.zero_grad(set_to_none=True)
+            model(idx, idx)[1].backward()
+
+        steps[name] = train_step
+    times = compare_times(steps, repeats=repeats)
+    print_ratios(f"training step fwd+bwd, baby GPT {shape}, batch {batch}", times, "rope")
+    results["train step"] = times
+    return results

@@ -1,0 +1,112 @@
+# generated from notebooks/08_hdd_rope.md by tools/export.py, do not edit
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ropelib.model import GPTConfig, PositionScheme, register_scheme
+from ropelib.rope import rope_frequencies
+from ropelib.scan import associative_scan
+
+__all__ = ["HDDRoPE", "increment_matrices", "skew_from_parameters"]
+
+MAPS = ("exp", "cayley")
+
+
+def skew_from_parameters(params: Tensor, b: int) -> Tensor:
+    """Skew `[..., b, b]` from `params [..., b(b-1)/2]` below the diagonal (pairs (r, c), r > c)."""
+    rows, cols = torch.tril_indices(b, b, offset=-1, device=params.device)
+    order = torch.argsort(cols * b + rows)  # column-major below the diagonal, as in the chapter
+    rows, cols = rows[order], cols[order]
+    A = params.new_zeros(*params.shape[:-1], b, b)
+    A[..., rows, cols] = params
+    A[..., cols, rows] = -params
+    return A
+
+
+def increment_matrices(params: Tensor, b: int, map: str = "exp") -> Tensor:
+    """Orthogonal increments `[..., b, b]` from generator parameters `[..., b(b-1)/2]`."""
+    if b == 2 and map == "exp":  # a rotation by the angle itself
+        c, s = params[..., 0].cos(), params[..., 0].sin()
+        return torch.stack((torch.stack((c, -s), -1), torch.stack((s, c), -1)), -2)
+    A = skew_from_parameters(params, b)
+    if map == "exp":
+        return torch.matrix_exp(A)
+    eye = torch.eye(b, dtype=A.dtype, device=A.device)
+    return torch.linalg.solve(eye - A, eye + A)  # Cayley: (I - A)^-1 (I + A)
+
+
+@register_scheme("hdd")
+class HDDRoPE(PositionScheme):
+    """HDD-RoPE: data-dependent rotations of b-channel chunks, composed by an associative scan.
+
+    Starts as RoPE (generator bias = RoPE's angles, weight = 0).
+    Derived in notebooks/08_hdd_rope.md.
+    """
+
+    rotary = True
+
+    def __init__(
+        self, config: GPTConfig, layer: int | None = None, block_size: int = 4, map: str = "exp"
+    ) -> None:
+        super().__init__(config, layer)
+        self.block_size, self.map = block_size, map
+        D, H = config.head_dim, config.n_head
+        self.n_chunks = D // block_size
+        self.n_params = block_size * (block_size - 1) // 2
+        if layer is not None:
+            self.increments = nn.Linear(config.n_embd, H * self.n_chunks * self.n_params)
+            self.increments.own_init = True  # GPT's init leaves it: it must start as RoPE
+            with torch.no_grad():
+                self.increments.weight.zero_()
+                self.increments.bias.copy_(self._rope_bias(D, H, config.rope_base))
+
+    def _rope_bias(self, head_dim: int, n_heads: int, base: float) -> Tensor:
+        """Generator parameters whose increments are RoPE's per-token rotations."""
+        b = self.block_size
+        theta = rope_frequencies(head_dim, base).view(self.n_chunks, b // 2)  # pair l of chunk j
+        if self.map == "cayley":
+            theta = torch.tan(theta / 2)  # the Cayley map rotates by 2 atan(a)
+        pairs = [(r, c) for c in range(b) for r in range(c + 1, b)]  # same order as the generator
+        bias = torch.zeros(self.n_chunks, self.n_params, dtype=torch.float64)
+        for l in range(b // 2):
+            bias[:, pairs.index((2 * l + 1, 2 * l))] = theta[:, l]
+        return bias.repeat(n_heads, 1).flatten().float()
+
+    @classmethod
+    def check_config(cls, config: GPTConfig) -> None:
+        super().check_config(config)
+        b = config.pe_options.get("block_size", 4)
+        if isinstance(b, bool) or not isinstance(b, int) or b < 2 or b % 2 or config.head_dim % b:
+            raise ValueError(
+                f"pe_options: block_size must be even and divide head_dim = {config.head_dim}, "
+                f"got {b!r}"
+            )
+        if config.pe_options.get("map", "exp") not in MAPS:
+            raise ValueError(
+                f"pe_options: map must be one of {MAPS}, got {config.pe_options['map']!r}"
+            )
+
+    def prefix_rotations(self, x: Tensor, state: dict | None) -> Tensor:
+        """H_t for every token: `[B, heads, T, n_chunks, b, b]` in float32."""
+        B, T, _ = x.shape
+        with torch.autocast(x.device.type, enabled=False):
+            params = self.increments(x.float())  # [B, T, H * nc * P]
+            params = params.view(B, T, -1, self.n_chunks, self.n_params).transpose(1, 2)
+            prefix = associative_scan(increment_matrices(params, self.block_size, self.map), dim=2)
+            if state is not None:
+                if "prefix" in state:  # continue from the cached tokens' product
+                    prefix = state["prefix"][:, :, None] @ prefix
+                state["prefix"] = prefix[:, :, -1]
+        return prefix
+
+    def rotate(self, q, k, positions, x, state):
+        prefix = self.prefix_rotations(x, state)
+        b = self.block_size
+
+        def apply(t: Tensor) -> Tensor:
+            blocks = t.float().unflatten(-1, (self.n_chunks, b))  # [B, H, T, nc, b]
+            return (prefix @ blocks[..., None]).squeeze(-1).flatten(-2).to(t.dtype)
+
+        return apply(q), apply(k)

@@ -1,0 +1,59 @@
+# generated from notebooks/08_hdd_rope.md by tools/export.py, do not edit
+
+"""Ordered prefix products of matrices by a parallel scan. Derived in notebooks/08_hdd_rope.md."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["associative_scan", "sequential_scan"]
+
+
+def _check_matrices(matrices: object) -> Tensor:
+    if not isinstance(matrices, Tensor) or matrices.dim() < 3:
+        raise ValueError("matrices must be a tensor [..., T, ..., n, n] of square matrices")
+    if matrices.shape[-1] != matrices.shape[-2]:
+        raise ValueError(
+            f"matrices must be square in the last two dimensions, got {tuple(matrices.shape)}"
+        )
+    return matrices
+
+
+def _sequence_dim(matrices: Tensor, dim: int) -> int:
+    if not -matrices.dim() <= dim < matrices.dim():
+        raise ValueError(f"dim {dim} is out of range for {matrices.dim()}-D matrices")
+    dim = dim % matrices.dim()
+    if dim >= matrices.dim() - 2:
+        raise ValueError("dim must not be one of the two matrix dimensions")
+    return dim
+
+
+def associative_scan(matrices: Tensor, dim: int = -3) -> Tensor:
+    """Inclusive ordered prefix products `out[t] = M[0] @ M[1] @ ... @ M[t]` along `dim`.
+
+    Hillis–Steele: ceil(log2 T) rounds of one batched matmul each; differentiable.
+    Derived in notebooks/08_hdd_rope.md.
+    """
+    matrices = _check_matrices(matrices)
+    dim = _sequence_dim(matrices, dim)
+    x = matrices.movedim(dim, -3)  # [..., T, n, n]
+    offset, length = 1, x.shape[-3]
+    while offset < length:
+        # entry t (>= offset) becomes (product ending at t - offset) @ (product ending at t)
+        x = torch.cat(
+            (x[..., :offset, :, :], x[..., :-offset, :, :] @ x[..., offset:, :, :]), dim=-3
+        )
+        offset *= 2
+    return x.movedim(-3, dim)
+
+
+def sequential_scan(matrices: Tensor, dim: int = -3) -> Tensor:
+    """The same prefix products by a loop over positions: the reference the scan must equal."""
+    matrices = _check_matrices(matrices)
+    dim = _sequence_dim(matrices, dim)
+    x = matrices.movedim(dim, -3)
+    outputs = [x[..., 0, :, :]]
+    for t in range(1, x.shape[-3]):
+        outputs.append(outputs[-1] @ x[..., t, :, :])
+    return torch.stack(outputs, dim=-3).movedim(-3, dim)
