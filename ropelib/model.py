@@ -403,13 +403,15 @@ class RoPE(PositionScheme):
         self, config: GPTConfig, layer: int | None = None, interleaved: bool = True
     ) -> None:
         super().__init__(config, layer)
+        self.logit_scale = 1.0  # multiplies q·k; context-extension methods such as YaRN set it
         if layer is not None:
             self.rope = RotaryEmbedding(
                 config.head_dim, base=config.rope_base, interleaved=interleaved
             )
 
     def rotate(self, q, k, positions, x, state):
-        return self.rope.rotate_queries_and_keys(q, k, positions=positions)
+        q, k = self.rope.rotate_queries_and_keys(q, k, positions=positions)
+        return (q * self.logit_scale if self.logit_scale != 1.0 else q), k
 
 
 @register_scheme("xpos")

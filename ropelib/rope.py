@@ -1,4 +1,4 @@
-# generated from notebooks/01_rope.md by tools/export.py, do not edit
+# generated from notebooks/01_rope.md, notebooks/09_long_context.md by tools/export.py, do not edit
 
 from __future__ import annotations
 
@@ -350,3 +350,54 @@ class RotaryEmbedding(nn.Module):
             cos, sin = cos[:, None], sin[:, None]
         rotate = lambda x: _rotate_channels(x, cos, sin, self.interleaved, self.rotary_dim)  # noqa: E731
         return rotate(q), rotate(k)
+
+
+def interpolated_frequencies(head_dim: int, factor: float, base: float = 10000.0) -> Tensor:
+    """Position interpolation (Chen et al. 2023): θ_j / factor.
+
+    Derived in notebooks/09_long_context.md.
+    """
+    _check_factor(factor)
+    return rope_frequencies(head_dim, base) / factor
+
+
+def ntk_frequencies(head_dim: int, factor: float, base: float = 10000.0) -> Tensor:
+    """NTK-aware scaling: base · factor^(D/(D-2)). Derived in notebooks/09_long_context.md."""
+    _check_factor(factor)
+    return rope_frequencies(head_dim, base * factor ** (head_dim / (head_dim - 2)))
+
+
+def yarn_frequencies(
+    head_dim: int,
+    factor: float,
+    original_context: int,
+    base: float = 10000.0,
+    alpha: float = 1.0,
+    beta: float = 32.0,
+) -> Tensor:
+    """YaRN's per-pair blend of interpolated and original frequencies (Peng et al. 2023).
+
+    Derived in notebooks/09_long_context.md.
+    """
+    _check_factor(factor)
+    if (
+        isinstance(original_context, bool)
+        or not isinstance(original_context, int)
+        or original_context < 1
+    ):
+        raise ValueError(f"original_context must be a positive integer, got {original_context!r}")
+    theta = rope_frequencies(head_dim, base)
+    turns = original_context * theta / (2 * math.pi)  # r_j = L / λ_j
+    ramp = ((turns - alpha) / (beta - alpha)).clamp(0.0, 1.0)  # γ_j
+    return (1 - ramp) * theta / factor + ramp * theta
+
+
+def yarn_logit_scale(factor: float) -> float:
+    """YaRN's attention temperature: logits times (0.1 ln s + 1)²."""
+    _check_factor(factor)
+    return (0.1 * math.log(factor) + 1.0) ** 2
+
+
+def _check_factor(factor: float) -> None:
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor >= 1:
+        raise ValueError(f"factor must be a number >= 1, got {factor!r}")
