@@ -11,7 +11,7 @@ TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 JUPYTER_BOOK := $(BIN)/jupyter-book build . -W -n --keep-going
 
-.PHONY: install book test export lint chromium bench clean
+.PHONY: install book test export lint system-packages bench clean
 
 install: $(STAMP)
 
@@ -27,7 +27,7 @@ book: install
 	$(JUPYTER_BOOK)
 	@echo "book: open _build/html/index.html"
 
-test: install chromium
+test: install system-packages
 	$(PY) tools/export.py --check
 	$(BIN)/ruff check .
 	ROPELIB_QUICK=1 $(PY) -m pytest -m "not browser"
@@ -44,11 +44,15 @@ lint: install
 bench: install
 	$(PY) -m ropelib bench rope
 
-# The browser test needs Debian's chromium; install it when missing (root, or through sudo).
-chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+# Debian packages the tests use: chromium for the browser test, bible-kjv for the second corpus.
+# Installed when missing (as root, or through sudo).
+system-packages:
+	@missing=""; command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	  command -v bible >/dev/null 2>&1 || missing="$$missing bible-kjv"; \
+	  if [ -n "$$missing" ]; then \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	  fi
 
 clean:
 	rm -rf _build
