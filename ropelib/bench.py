@@ -264,12 +264,15 @@ def bench_comrope(quick: bool = False, repeats: int | None = None) -> dict[str, 
 def bench_hdd(quick: bool = False, repeats: int | None = None) -> dict[str, dict[str, float]]:
     """Associative scan vs sequential loop, and an HDD-RoPE training step vs RoPE."""
     from ropelib.model import GPT, GPTConfig
-    from ropelib.scan import associative_scan, sequential_scan
+    from ropelib.scan import _hillis_steele, associative_scan, sequential_scan
+
+    def hillis_steele(matrices: torch.Tensor, dim: int) -> torch.Tensor:
+        return _hillis_steele(matrices.movedim(dim, -3)).movedim(-3, dim)
 
     repeats = repeats or (2 if quick else 5)
     results: dict[str, dict[str, float]] = {}
     for T in (32, 64) if quick else (256, 1024, 4096):
-        A = torch.randn(12, 4, T, 8, 4, 4)
+        A = torch.randn(2, 4, T, 8, 4, 4)
         M = torch.linalg.matrix_exp(0.1 * (A - A.transpose(-1, -2))).requires_grad_()
         weights = torch.randn_like(M)
 
@@ -281,11 +284,15 @@ def bench_hdd(quick: bool = False, repeats: int | None = None) -> dict[str, dict
             return run
 
         times = compare_times(
-            {"sequential loop": step(sequential_scan), "associative scan": step(associative_scan)},
+            {
+                "sequential loop": step(sequential_scan),
+                "Hillis-Steele scan": step(hillis_steele),
+                "associative scan": step(associative_scan),
+            },
             repeats=repeats,
         )
         print_ratios(
-            f"prefix products of [12, 4, {T}, 8] 4x4 rotations, fwd+bwd", times, "associative scan"
+            f"prefix products of [2, 4, {T}, 8] 4x4 rotations, fwd+bwd", times, "associative scan"
         )
         results[f"scan T={T}"] = times
     shape = (

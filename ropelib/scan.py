@@ -29,15 +29,8 @@ def _sequence_dim(matrices: Tensor, dim: int) -> int:
     return dim
 
 
-def associative_scan(matrices: Tensor, dim: int = -3) -> Tensor:
-    """Inclusive ordered prefix products `out[t] = M[0] @ M[1] @ ... @ M[t]` along `dim`.
-
-    Hillis–Steele: ceil(log2 T) rounds of one batched matmul each; differentiable.
-    Derived in notebooks/08_hdd_rope.md.
-    """
-    matrices = _check_matrices(matrices)
-    dim = _sequence_dim(matrices, dim)
-    x = matrices.movedim(dim, -3)  # [..., T, n, n]
+def _hillis_steele(x: Tensor) -> Tensor:
+    """Prefix products of `x [..., T, n, n]` in ceil(log2 T) rounds (T log T products)."""
     offset, length = 1, x.shape[-3]
     while offset < length:
         # entry t (>= offset) becomes (product ending at t - offset) @ (product ending at t)
@@ -45,7 +38,33 @@ def associative_scan(matrices: Tensor, dim: int = -3) -> Tensor:
             (x[..., :offset, :, :], x[..., :-offset, :, :] @ x[..., offset:, :, :]), dim=-3
         )
         offset *= 2
-    return x.movedim(-3, dim)
+    return x
+
+
+def _work_efficient(x: Tensor, base: int = 16) -> Tensor:
+    """Prefix products of `x [..., T, n, n]` with 2T products: pair, recurse, fill in."""
+    length = x.shape[-3]
+    if length <= base:
+        return _hillis_steele(x)
+    half = length // 2
+    pairs = x[..., 0 : 2 * half : 2, :, :] @ x[..., 1 : 2 * half : 2, :, :]  # M_{2i} M_{2i+1}
+    odd = _work_efficient(pairs, base)  # prefixes ending at positions 1, 3, 5, ...
+    even = torch.cat(
+        (x[..., :1, :, :], odd[..., : (length - 1) // 2, :, :] @ x[..., 2::2, :, :]), dim=-3
+    )
+    out = torch.stack((even[..., :half, :, :], odd), dim=-3).flatten(-4, -3)  # interleave
+    return torch.cat((out, even[..., half:, :, :]), dim=-3) if length % 2 else out
+
+
+def associative_scan(matrices: Tensor, dim: int = -3) -> Tensor:
+    """Inclusive ordered prefix products `out[t] = M[0] @ M[1] @ ... @ M[t]` along `dim`.
+
+    Work-efficient recursion (2T products, 2 log2 T rounds); differentiable.
+    Derived in notebooks/08_hdd_rope.md.
+    """
+    matrices = _check_matrices(matrices)
+    dim = _sequence_dim(matrices, dim)
+    return _work_efficient(matrices.movedim(dim, -3)).movedim(-3, dim)
 
 
 def sequential_scan(matrices: Tensor, dim: int = -3) -> Tensor:
