@@ -9,7 +9,7 @@ from ropelib.model import GPTConfig, PositionScheme, register_scheme
 from ropelib.rope import rope_frequencies
 from ropelib.scan import associative_scan
 
-__all__ = ["HDDRoPE", "increment_matrices", "skew_from_parameters"]
+__all__ = ["HDDRoPE", "exp_so4", "increment_matrices", "skew_from_parameters"]
 
 MAPS = ("exp", "cayley")
 
@@ -25,6 +25,36 @@ def skew_from_parameters(params: Tensor, b: int) -> Tensor:
     return A
 
 
+def _hodge_dual(A: Tensor) -> Tensor:
+    """The Hodge dual of skew `A [..., 4, 4]`: (*A)_ij = ½ ε_ijkl A_kl."""
+    a01, a02, a03 = A[..., 2, 3], -A[..., 1, 3], A[..., 1, 2]
+    a12, a13, a23 = A[..., 0, 3], -A[..., 0, 2], A[..., 0, 1]
+    zero = torch.zeros_like(a01)
+    rows = (
+        (zero, a01, a02, a03),
+        (-a01, zero, a12, a13),
+        (-a02, -a12, zero, a23),
+        (-a03, -a13, -a23, zero),
+    )
+    return torch.stack([torch.stack(row, -1) for row in rows], -2)
+
+
+def _exp_isoclinic(B: Tensor) -> Tensor:
+    """exp(B) for B² = -θ² I: cos θ · I + (sin θ / θ) · B."""
+    theta = ((B * B).sum((-1, -2)) / 4).clamp_min(1e-30).sqrt()
+    eye = torch.eye(4, dtype=B.dtype, device=B.device)
+    return theta.cos()[..., None, None] * eye + (theta.sin() / theta)[..., None, None] * B
+
+
+def exp_so4(A: Tensor) -> Tensor:
+    """exp of skew `A [..., 4, 4]` in closed form: the product of its two isoclinic parts.
+
+    Derived in notebooks/08_hdd_rope.md.
+    """
+    dual = _hodge_dual(A)
+    return _exp_isoclinic((A + dual) / 2) @ _exp_isoclinic((A - dual) / 2)
+
+
 def increment_matrices(params: Tensor, b: int, map: str = "exp") -> Tensor:
     """Orthogonal increments `[..., b, b]` from generator parameters `[..., b(b-1)/2]`."""
     if b == 2 and map == "exp":  # a rotation by the angle itself
@@ -32,7 +62,7 @@ def increment_matrices(params: Tensor, b: int, map: str = "exp") -> Tensor:
         return torch.stack((torch.stack((c, -s), -1), torch.stack((s, c), -1)), -2)
     A = skew_from_parameters(params, b)
     if map == "exp":
-        return torch.matrix_exp(A)
+        return exp_so4(A) if b == 4 else torch.matrix_exp(A)
     eye = torch.eye(b, dtype=A.dtype, device=A.device)
     return torch.linalg.solve(eye - A, eye + A)  # Cayley: (I - A)^-1 (I + A)
 
