@@ -1,5 +1,5 @@
-# generated from notebooks/01_rope.md, notebooks/05_crope.md, notebooks/06_rope_equation.md,
-#   notebooks/08_hdd_rope.md by tools/export.py, do not edit
+# generated from notebooks/01_rope.md, notebooks/04_training.md, notebooks/05_crope.md,
+#   notebooks/06_rope_equation.md, notebooks/08_hdd_rope.md by tools/export.py, do not edit
 
 """Benchmarks for `python -m ropelib bench NAME`: ratios measured side by side in one process."""
 
@@ -114,6 +114,87 @@ def bench_rope(
         times,
         "memory floor (copy)",
     )
+    return times
+
+
+@register_benchmark("train")
+def bench_train(
+    quick: bool = False, repeats: int | None = None, schemes: list[str] | None = None
+) -> dict[str, float]:
+    """Seconds per training step of each position scheme and of a plain nanoGPT-style loop."""
+    import importlib
+    import itertools
+    import pkgutil
+
+    import numpy as np
+
+    import ropelib
+    from ropelib.model import GPT, POSITION_SCHEMES
+    from ropelib.train import (
+        TrainConfig,
+        configure_optimizer,
+        learning_rate,
+        micro_batch,
+        model_config,
+        train_step,
+    )
+
+    batch, block, vocab = (4 if quick else 12), 64, 65  # 65: nanoGPT's shakespeare_char
+    repeats = repeats or (3 if quick else 10)
+    tokens = np.random.default_rng(0).integers(0, vocab, 100_000).astype(np.uint16)
+    baby = dict(n_layer=4, n_head=4, n_embd=128, block_size=block, batch_size=batch)
+    baby.update(tokenizer="char", max_iters=5000, warmup_iters=100)
+    steps = itertools.count()
+
+    def trainer(config: TrainConfig, model: torch.nn.Module) -> Callable[[], None]:
+        optimizer = configure_optimizer(model, config)
+
+        def run():
+            step = next(steps)
+            batches = [micro_batch(tokens, config, step, 0)]
+            train_step(model, optimizer, batches, learning_rate(config, step), config.grad_clip)
+
+        return run
+
+    for module in pkgutil.iter_modules(ropelib.__path__):  # later chapters register schemes
+        if module.name not in ("__main__", "cli"):
+            importlib.import_module(f"ropelib.{module.name}")
+    candidates: dict[str, Callable[[], object]] = {}
+    schemes = schemes or sorted(POSITION_SCHEMES)
+    for name in ["learned", *(s for s in schemes if s != "learned")]:
+        try:
+            config = TrainConfig(**baby, pe=name)
+        except ValueError as error:  # a scheme that needs options or another shape
+            print(f"skipping pe={name}: {error}")
+            continue
+        torch.manual_seed(0)
+        candidates[f"trainer, pe={name}"] = trainer(config, GPT(model_config(config, vocab)))
+
+    torch.manual_seed(0)
+    plain_model = GPT(model_config(TrainConfig(**baby, pe="learned"), vocab))
+    plain_optimizer = torch.optim.AdamW(plain_model.parameters(), lr=1e-3)
+
+    def plain_loop():
+        starts = torch.randint(len(tokens) - block - 1, (batch,)).tolist()
+        x = torch.stack([torch.from_numpy(tokens[i : i + block].astype(np.int64)) for i in starts])
+        y = torch.stack(
+            [torch.from_numpy(tokens[i + 1 : i + 1 + block].astype(np.int64)) for i in starts]
+        )
+        _, loss = plain_model(x, y)
+        loss.backward()
+        plain_optimizer.step()
+        plain_optimizer.zero_grad(set_to_none=True)
+
+    candidates["plain loop, pe=learned"] = plain_loop
+    times = compare_times(candidates, repeats=repeats, warmup=2)
+    print_ratios(
+        f"one training step of the baby GPT, batch {batch} x {block} tokens, fp32, "
+        f"threads={torch.get_num_threads()}",
+        times,
+        "trainer, pe=learned",
+    )
+    for name, seconds in times.items():
+        print(f"  {name:<{max(map(len, times))}}  {batch * block / seconds:10,.0f} tokens/s")
     return times
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "PositionScheme",
     "QKVProjection",
     "get_scheme",
+    "import_chapters",
     "register_scheme",
 ]
 
@@ -43,15 +44,20 @@ def register_scheme(name: str) -> Callable[[type[PositionScheme]], type[Position
     return decorate
 
 
+def import_chapters() -> None:
+    """Import every ropelib module, so that the schemes, experiments and benchmarks that the
+    chapters register are known."""
+    import ropelib
+
+    for module in pkgutil.iter_modules(ropelib.__path__):
+        if module.name not in ("__main__", "cli"):
+            importlib.import_module(f"ropelib.{module.name}")
+
+
 def get_scheme(name: str) -> type[PositionScheme]:
     """The scheme class registered as `name`; chapters' modules are imported to find it."""
     if name not in POSITION_SCHEMES:
-        # Later chapters register their schemes when their module is imported: import them all.
-        import ropelib
-
-        for module in pkgutil.iter_modules(ropelib.__path__):
-            if module.name not in ("__main__", "cli"):
-                importlib.import_module(f"ropelib.{module.name}")
+        import_chapters()  # later chapters register their schemes when their module is imported
     if name not in POSITION_SCHEMES:
         raise ValueError(f"pe must be one of {', '.join(sorted(POSITION_SCHEMES))}; got {name!r}")
     return POSITION_SCHEMES[name]
