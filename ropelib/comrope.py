@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from ropelib.model import GPTConfig, PositionScheme, QKVProjection, register_scheme
 from ropelib.rope import apply_rotary, rope_frequencies
+from ropelib.train import PRESETS, TrainConfig, register_experiment
 
 __all__ = [
     "ComRoPEAP",
@@ -380,3 +381,18 @@ class RoPEMixedScheme(_AngleMatrixScheme):
 @register_scheme("liere")
 class LieREScheme(_AngleMatrixScheme):
     angle_class = LieRE
+
+
+@register_experiment("comrope-text", seeds=3)
+def comrope_text_experiment(quick: bool) -> dict[str, TrainConfig]:
+    """ComRoPE-AP and -LD (b = 2, 4, 8) against RoPE on Shakespeare, cpu-small scale."""
+    base = (
+        dict(PRESETS["cpu-tiny"], max_iters=6, eval_interval=3) if quick else PRESETS["cpu-small"]
+    )
+    configs = {"rope": TrainConfig(**{**base, "pe": "rope"})}
+    for pe in ("comrope-ap", "comrope-ld"):
+        for b in (2, 4, 8):
+            configs[f"{pe} b={b}"] = TrainConfig(
+                **{**base, "pe": pe, "pe_options": {"block_size": b}}
+            )
+    return configs

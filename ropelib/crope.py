@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from ropelib.model import GPTConfig, RoPE, register_scheme
 from ropelib.rope import half_split_permutation
+from ropelib.train import PRESETS, TrainConfig, register_experiment
 
 __all__ = [
     "ComplexLinear",
@@ -127,3 +128,21 @@ def crope_parameter_counts(n_embd: int, n_layer: int, vocab_size: int, bias: boo
         vocab_size * C + (2 if bias else 1) * C + n_layer * (C * C + 8 * C * C + biases + norms)
     )
     return {"rope": shared + n_layer * 3 * C * C, "crope": shared + n_layer * 3 * C * C // 2}
+
+
+CROPE_EXPERIMENT = dict(
+    n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, max_iters=400,
+    lr=1e-3, schedule="step", gamma=0.8, step_size=40, warmup_iters=0, weight_decay=0.01,
+    vocab_size=4096, eval_interval=50, eval_iters=10, checkpoint_interval=100,
+)  # fmt: skip
+
+
+@register_experiment("crope", seeds=3)
+def crope_experiment(quick: bool) -> dict[str, TrainConfig]:
+    """RoPE vs CRoPE vs learned absolute at the CRoPE paper's model shape, two corpora."""
+    base = dict(PRESETS["cpu-tiny"], max_iters=6, eval_interval=3) if quick else CROPE_EXPERIMENT
+    return {
+        f"{pe} {corpus}": TrainConfig(**{**base, "pe": pe, "corpus": corpus})
+        for corpus in ("shakespeare", "bible")
+        for pe in ("rope", "crope", "learned")
+    }

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 from ropelib.model import GPTConfig, PositionScheme, register_scheme
 from ropelib.rope import rope_frequencies
 from ropelib.scan import associative_scan
+from ropelib.train import PRESETS, TrainConfig, register_experiment
 
 __all__ = ["HDDRoPE", "exp_so4", "increment_matrices", "skew_from_parameters"]
 
@@ -140,3 +141,42 @@ class HDDRoPE(PositionScheme):
             return (prefix @ blocks[..., None]).squeeze(-1).flatten(-2).to(t.dtype)
 
         return apply(q), apply(k)
+
+
+def _hdd_configs(base: dict) -> dict[str, TrainConfig]:
+    return {
+        "rope": TrainConfig(**{**base, "pe": "rope"}),
+        "xpos": TrainConfig(**{**base, "pe": "xpos"}),
+        "hdd b=2": TrainConfig(**{**base, "pe": "hdd", "pe_options": {"block_size": 2}}),
+        "hdd b=4": TrainConfig(**{**base, "pe": "hdd", "pe_options": {"block_size": 4}}),
+    }
+
+
+@register_experiment("hdd", seeds=3)
+def hdd_experiment(quick: bool) -> dict[str, TrainConfig]:
+    """HDD-RoPE (b = 2, 4) against xPos and RoPE on Shakespeare, cpu-small scale."""
+    base = (
+        dict(PRESETS["cpu-tiny"], max_iters=6, eval_interval=3) if quick else PRESETS["cpu-small"]
+    )
+    return _hdd_configs(dict(base))
+
+
+@register_experiment("hdd-tinystories", seeds=3)
+def hdd_tinystories_experiment(quick: bool) -> dict[str, TrainConfig]:
+    """The same on TinyStories at the TinyStories-33M-like shape (needs a network and a GPU)."""
+    base = (
+        dict(PRESETS["cpu-tiny"], max_iters=6, eval_interval=3)
+        if quick
+        else PRESETS["tinystories-33m"]
+    )
+    return _hdd_configs(dict(base))
+
+
+def tokens_to_reach(record: dict, target: float) -> int | None:
+    """Training tokens seen when the 1x validation loss first reached `target` (None: never)."""
+    config = record["config"]
+    tokens_per_step = config["batch_size"] * config["grad_accum"] * config["block_size"]
+    for entry in record["history"]:
+        if entry.get("kind") == "eval" and entry["val_loss"]["1x"] <= target:
+            return entry["iter"] * tokens_per_step
+    return None

@@ -8,6 +8,7 @@ from torch import Tensor
 
 from ropelib.model import GPTConfig, PositionScheme, RoPE, XPos, register_scheme
 from ropelib.rope import RotaryEmbedding
+from ropelib.train import PRESETS, TrainConfig, register_experiment
 
 __all__ = ["RoVE", "with_rotary_values"]
 
@@ -35,3 +36,12 @@ def with_rotary_values(scheme: type[PositionScheme]) -> type[PositionScheme]:
 
 RoVE = register_scheme("rove")(with_rotary_values(RoPE))
 RoVEXPos = register_scheme("rove-xpos")(with_rotary_values(XPos))
+
+
+@register_experiment("rove", seeds=3)
+def rove_experiment(quick: bool) -> dict[str, TrainConfig]:
+    """RoVE against RoPE, and RoVE on xPos against xPos, on Shakespeare, cpu-small scale."""
+    base = (
+        dict(PRESETS["cpu-tiny"], max_iters=6, eval_interval=3) if quick else PRESETS["cpu-small"]
+    )
+    return {pe: TrainConfig(**{**base, "pe": pe}) for pe in ("rope", "rove", "xpos", "rove-xpos")}
