@@ -78,8 +78,8 @@ def run_experiment_command(name: str, quick: bool, seeds: int | None) -> None:
     if seeds is not None and seeds < 1:
         raise UsageError(f"--seeds must be a positive integer, got {seeds}")
     results_dir = run_experiment(name, quick=quick, seeds=seeds)
-    table, _ = results_table(name, results_dir=results_dir)
-    print(table)
+    custom_table = EXPERIMENTS[name].table
+    print(custom_table(results_dir) if custom_table else results_table(name, results_dir)[0])
 
 
 def main(argv: list[str] | None = None) -> int:

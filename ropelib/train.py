@@ -739,9 +739,24 @@ class Experiment:
     configs: Callable[[bool], dict[str, TrainConfig]]  # quick -> {label: config}
     seeds: int = 3
     description: str = ""
+    # experiments that are not language-model runs bring their own runner and table:
+    # runner(quick=, seeds=, results_dir=) writes results_dir/*.json; table(results_dir) -> str
+    runner: Callable[..., object] | None = None
+    table: Callable[[Path], str] | None = None
 
 
 EXPERIMENTS: dict[str, Experiment] = {}
+
+
+def register_custom_experiment(
+    name: str, runner: Callable[..., object], table: Callable[[Path], str], seeds: int = 3
+) -> None:
+    """Register an experiment with its own runner, e.g. images.
+
+    Defined in notebooks/04_training.md.
+    """
+    description = (runner.__doc__ or "").strip().splitlines()[0] if runner.__doc__ else ""
+    EXPERIMENTS[name] = Experiment(name, lambda quick: {}, seeds, description, runner, table)
 
 
 def register_experiment(name: str, seeds: int = 3) -> Callable:
@@ -835,6 +850,10 @@ def run_experiment(
     results = Path(results_dir or default_results) / name
     checkpoints = Path(runs_dir or default_runs) / name
     results.mkdir(parents=True, exist_ok=True)
+    experiment = EXPERIMENTS.get(name)
+    if experiment is not None and experiment.runner is not None:
+        experiment.runner(quick=quick, seeds=seeds or experiment.seeds, results_dir=results)
+        return results
     source, machine = git_commit(), hardware()
     for run, label, config in experiment_runs(name, quick, seeds):
         path = results / f"{run}.json"
