@@ -203,3 +203,13 @@ def test_quick_experiment_writes_one_json_per_run_and_resumes(tmp_path):
     assert all(ax.get_xlabel() for ax in figure.axes) and figure.axes[0].get_ylabel()
     assert len(figure.axes) == 2  # one panel per perturbation
     plt.close(figure)
+
+
+def test_the_command_line_runs_the_vision_experiment(tmp_path, monkeypatch, capsys):
+    from ropelib.cli import main
+
+    monkeypatch.chdir(tmp_path)  # quick results go to ./runs/quick/results
+    assert main(["experiment", "comrope-vision", "--quick", "--seeds", "1"]) == 0
+    written = sorted((tmp_path / "runs" / "quick" / "results" / "comrope-vision").glob("*.json"))
+    assert len(written) == 12  # 6 methods x 2 perturbations x 1 seed
+    assert "comrope-ap" in capsys.readouterr().out  # the results table was printed
