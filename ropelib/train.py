@@ -471,6 +471,25 @@ def _restore(model, optimizer, tensors: dict[str, torch.Tensor], state: dict) ->
     _set_random_states(state["random_states"])
 
 
+def load_model(out_dir: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, TrainConfig]:
+    """The trained GPT of a run's checkpoint, in eval mode, and the run's config.
+
+    Defined in notebooks/04_training.md.
+    """
+    from ropelib.model import GPT
+
+    checkpoint = load_checkpoint(out_dir)
+    if checkpoint is None:
+        raise ValueError(f"no checkpoint in {out_dir}: train the run first")
+    tensors, state = checkpoint
+    saved = {k: v for k, v in state["config"].items() if k in TrainConfig.__dataclass_fields__}
+    config = TrainConfig(**saved)
+    vocab_size = tensors["model.transformer.wte.weight"].shape[0]
+    model = GPT(model_config(config, vocab_size))
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    return model.to(device).eval(), config
+
+
 def _distributed_env() -> tuple[int, int, int]:
     read = os.environ.get
     return int(read("RANK", 0)), int(read("WORLD_SIZE", 1)), int(read("LOCAL_RANK", 0))
@@ -740,7 +759,8 @@ class Experiment:
     seeds: int = 3
     description: str = ""
     # experiments that are not language-model runs bring their own runner and table:
-    # runner(quick=, seeds=, results_dir=) writes results_dir/*.json; table(results_dir) -> str
+    # runner(quick=, seeds=, results_dir=, runs_dir=, data_dir=) writes results_dir/*.json
+    # (runs_dir: the root of all experiments' checkpoints); table(results_dir) -> str
     runner: Callable[..., object] | None = None
     table: Callable[[Path], str] | None = None
 
@@ -852,7 +872,13 @@ def run_experiment(
     results.mkdir(parents=True, exist_ok=True)
     experiment = EXPERIMENTS.get(name)
     if experiment is not None and experiment.runner is not None:
-        experiment.runner(quick=quick, seeds=seeds or experiment.seeds, results_dir=results)
+        experiment.runner(
+            quick=quick,
+            seeds=seeds or experiment.seeds,
+            results_dir=results,
+            runs_dir=checkpoints.parent,
+            data_dir=data_dir,
+        )
         return results
     source, machine = git_commit(), hardware()
     for run, label, config in experiment_runs(name, quick, seeds):

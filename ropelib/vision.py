@@ -511,11 +511,14 @@ def run_vision_experiment(
     results_dir: str | Path | None = "results/comrope-vision",
     seeds: int = 3,
     threads: int | None = 1,
+    runs_dir: str | Path | None = None,
+    data_dir: str | Path | None = None,
 ) -> list[dict]:
     """Train every method x perturbation for `seeds` seeds; one JSON per run, resumable.
 
     With `quick` and the default `results_dir`, writes to a new temporary directory; `threads`
-    torch threads per run (one is fastest for these tiny models on a shared CPU).
+    torch threads per run (one is fastest for these tiny models on a shared CPU). `runs_dir` and
+    `data_dir` are unused: the runs keep no checkpoints and the images ship with scikit-learn.
     Defined in notebooks/07_comrope_vision.md.
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds <= 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -89,3 +90,64 @@ def test_rove_output_is_shift_equivariant_and_decodes_with_a_cache():
     )
     out = model.generate(idx[:, :4], 8, temperature=0)
     assert torch.equal(out, model.generate(idx[:, :4], 8, temperature=0, use_cache=False))
+
+
+def test_model_inversion_rejects_non_rope_schemes_and_short_contexts():
+    from ropelib.long_context import model_inversion_probabilities
+
+    tokens = torch.randint(0, 30, (500,))
+    with pytest.raises(ValueError, match="RoPE-family"):
+        model_inversion_probabilities(small("learned"), tokens, 64, 100)
+    with pytest.raises(ValueError, match="context_length"):
+        model_inversion_probabilities(small("rope"), tokens, 1, 100)
+
+
+def test_model_inversion_of_xpos_includes_its_decay():
+    """xPos's decay makes far copies score lower than RoPE's scores alone would."""
+    from ropelib.long_context import model_inversion_probabilities
+
+    tokens = torch.randint(0, 30, (2000,))
+    rope, xpos = small("rope"), small("xpos")
+    xpos.load_state_dict(rope.state_dict())  # the same weights: only the scores differ
+    a = model_inversion_probabilities(rope, tokens, 4096, 4000)
+    b = model_inversion_probabilities(xpos, tokens, 4096, 4000)
+    assert all(0.0 <= v <= 1.0 for v in (*a.values(), *b.values()))
+    assert b["position inversion"] < a["position inversion"]
+    assert a == model_inversion_probabilities(rope, tokens, 4096, 4000)  # reproducible
+
+
+def test_context_extension_runner_trains_evaluates_and_resumes(tmp_path, monkeypatch):
+    from ropelib.long_context import (
+        EXTENSIONS,
+        FACTORS,
+        context_extension_summary,
+        context_extension_table,
+        run_context_extension,
+    )
+    from ropelib.model import import_chapters
+
+    import_chapters()
+    text = tmp_path / "corpus.txt"
+    text.write_text("".join(chr(97 + (i * 7) % 26) for i in range(40_000)))
+    monkeypatch.chdir(tmp_path)
+    import ropelib.train as train_module
+
+    quick = train_module.PRESETS["cpu-tiny"]
+    monkeypatch.setitem(train_module.PRESETS, "cpu-tiny", dict(quick, corpus=str(text)))
+    records = run_context_extension(
+        quick=True, seeds=1, results_dir=tmp_path / "results", runs_dir=tmp_path / "runs"
+    )
+    assert [r["label"] for r in records] == ["rope", "rove", "xpos", "rove-xpos"]
+    for record in records:
+        assert set(record["loss"]) == {"trained", *EXTENSIONS}
+        for method in EXTENSIONS:
+            assert set(record["loss"][method]) == {f"{f}x" for f in FACTORS}
+            assert all(math.isfinite(v) for v in record["loss"][method].values())
+    assert (tmp_path / "runs" / "rove" / "rope-seed0" / "checkpoint.json").exists()
+    again = run_context_extension(
+        quick=True, seeds=1, results_dir=tmp_path / "results", runs_dir=tmp_path / "runs"
+    )
+    assert again == json.loads(json.dumps(records))  # finished runs are read back, not redone
+    summary = context_extension_summary(tmp_path / "results")
+    assert summary["rope"]["pi"]["8x"][0] == records[0]["loss"]["pi"]["8x"]
+    assert "| rope | yarn |" in context_extension_table(tmp_path / "results")
