@@ -936,7 +936,7 @@ def results_table(name: str, results_dir: str | Path = "results") -> tuple[str, 
     summary: dict[str, dict[str, Any]] = {}
     for label in labels:
         runs = [r for r in records if r["label"] == label]
-        row: dict[str, Any] = {"seeds": len(runs)}
+        row: dict[str, Any] = {"seeds": len(runs), "parameters": runs[0]["final"]["n_params"]}
         row["train_loss"] = _mean_std([r["train_loss"] for r in runs])
         for k in lengths:
             values = [r["val_loss"].get(k) for r in runs if r["val_loss"]]
@@ -948,12 +948,14 @@ def results_table(name: str, results_dir: str | Path = "results") -> tuple[str, 
         return "—" if value is None else f"{value[0]:.{digits}f} ± {value[1]:.{digits}f}"
 
     lines = [
-        "| configuration | seeds | " + " | ".join(columns) + " |",
-        "| --- | ---: | " + " | ".join("---:" for _ in columns) + " |",
+        "| configuration | seeds | parameters | " + " | ".join(columns) + " |",
+        "| --- | ---: | ---: | " + " | ".join("---:" for _ in columns) + " |",
     ]
     for label, row in summary.items():
         cells = [cell(row[c], 0 if c == "tokens_per_s" else 3) for c in columns]
-        lines.append(f"| {label} | {row['seeds']} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {label} | {row['seeds']} | {row['parameters']:,} | " + " | ".join(cells) + " |"
+        )
     return "\n".join(lines), summary
 
 
