@@ -348,7 +348,7 @@ def bench_hdd(quick: bool = False, repeats: int | None = None) -> dict[str, dict
     from ropelib.scan import _hillis_steele, associative_scan, sequential_scan
 
     def hillis_steele(matrices: torch.Tensor, dim: int) -> torch.Tensor:
-        return _hillis_steele(matrices.movedim(dim, -3)).movedim(-3, dim)
+        return _hillis_steele(matrices.movedim(dim, 0), torch.matmul).movedim(0, dim)
 
     repeats = repeats or (2 if quick else 5)
     results: dict[str, dict[str, float]] = {}
@@ -388,6 +388,7 @@ def bench_hdd(quick: bool = False, repeats: int | None = None) -> dict[str, dict
         ("rope", "rope", {}),
         ("hdd b=2", "hdd", {"block_size": 2}),
         ("hdd b=4", "hdd", {"block_size": 4}),
+        ("hdd b=4 cayley (matrix scan)", "hdd", {"block_size": 4, "map": "cayley"}),
     ]:
         model = GPT(GPTConfig(vocab_size=512, pe=pe, pe_options=options, **shape))
 

@@ -7,10 +7,18 @@ from torch import Tensor, nn
 
 from ropelib.model import GPTConfig, PositionScheme, register_scheme
 from ropelib.rope import rope_frequencies
-from ropelib.scan import associative_scan
+from ropelib.scan import associative_scan, prefix_scan
 from ropelib.train import PRESETS, TrainConfig, register_experiment
 
-__all__ = ["HDDRoPE", "exp_so4", "increment_matrices", "skew_from_parameters"]
+__all__ = [
+    "HDDRoPE",
+    "exp_so4",
+    "increment_matrices",
+    "quaternion_exp",
+    "quaternion_product",
+    "skew_from_parameters",
+    "so4_quaternion_parts",
+]
 
 MAPS = ("exp", "cayley")
 
@@ -54,6 +62,53 @@ def exp_so4(A: Tensor) -> Tensor:
     """
     dual = _hodge_dual(A)
     return _exp_isoclinic((A + dual) / 2) @ _exp_isoclinic((A - dual) / 2)
+
+
+def quaternion_product(a: Tensor, b: Tensor, dim: int = -1) -> Tensor:
+    """Hamilton product of quaternions (w, x, y, z) stored along `dim`."""
+    a0, a1, a2, a3 = a.unbind(dim)
+    b0, b1, b2, b3 = b.unbind(dim)
+    return torch.stack(
+        (
+            a0 * b0 - a1 * b1 - a2 * b2 - a3 * b3,
+            a0 * b1 + a1 * b0 + a2 * b3 - a3 * b2,
+            a0 * b2 - a1 * b3 + a2 * b0 + a3 * b1,
+            a0 * b3 + a1 * b2 - a2 * b1 + a3 * b0,
+        ),
+        dim,
+    )
+
+
+def _product_dim1(a: Tensor, b: Tensor) -> Tensor:
+    return quaternion_product(a, b, 1)
+
+
+def quaternion_exp(u: Tensor, dim: int = -1) -> Tensor:
+    """exp of pure quaternions `u` (3 components along `dim`): (cos|u|, sin|u| u/|u|)."""
+    theta = (u * u).sum(dim, keepdim=True).clamp_min(1e-30).sqrt()
+    return torch.cat((theta.cos(), theta.sin() / theta * u), dim)
+
+
+def _multiplication_matrices(dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tensor]:
+    """L(e_a), R(e_a) `[3, 4, 4]`: left and right multiplication by i, j, k."""
+    basis = torch.eye(4, dtype=dtype)
+    left = [torch.stack([quaternion_product(e, c) for c in basis], -1) for e in basis[1:]]
+    right = [torch.stack([quaternion_product(c, e) for c in basis], -1) for e in basis[1:]]
+    return torch.stack(left), torch.stack(right)
+
+
+def so4_quaternion_parts(params: Tensor, dim: int = -1) -> tuple[Tensor, Tensor]:
+    """Pure quaternions u, v with skew_from_parameters(params, 4) = L(u) + R(v).
+
+    `params [..., 6]`; u and v have their 3 components at `dim` of the result.
+    Derived in notebooks/08_hdd_rope.md.
+    """
+    left, right = _multiplication_matrices()
+    generators = skew_from_parameters(torch.eye(6, dtype=torch.float64), 4)  # [6, 4, 4]
+    # {L(e_a)/2, R(e_a)/2} is an orthonormal basis of so(4): project on it
+    to_u = torch.einsum("kij,aij->ka", generators, left).to(params) / 4
+    to_v = torch.einsum("kij,aij->ka", generators, right).to(params) / 4
+    return (params @ to_u).movedim(-1, dim), (params @ to_v).movedim(-1, dim)
 
 
 def increment_matrices(params: Tensor, b: int, map: str = "exp") -> Tensor:
@@ -119,12 +174,16 @@ class HDDRoPE(PositionScheme):
                 f"pe_options: map must be one of {MAPS}, got {config.pe_options['map']!r}"
             )
 
-    def prefix_rotations(self, x: Tensor, state: dict | None) -> Tensor:
-        """H_t for every token: `[B, heads, T, n_chunks, b, b]` in float32."""
+    def generator_parameters(self, x: Tensor) -> Tensor:
+        """The increments' generator parameters `[B, T, heads, n_chunks, b(b-1)/2]`, float32."""
         B, T, _ = x.shape
         with torch.autocast(x.device.type, enabled=False):
-            params = self.increments(x.float())  # [B, T, H * nc * P]
-            params = params.view(B, T, -1, self.n_chunks, self.n_params).transpose(1, 2)
+            return self.increments(x.float()).view(B, T, -1, self.n_chunks, self.n_params)
+
+    def prefix_rotations(self, x: Tensor, state: dict | None) -> Tensor:
+        """H_t for every token: `[B, heads, T, n_chunks, b, b]` in float32 (any b and map)."""
+        params = self.generator_parameters(x).transpose(1, 2)
+        with torch.autocast(x.device.type, enabled=False):
             prefix = associative_scan(increment_matrices(params, self.block_size, self.map), dim=2)
             if state is not None:
                 if "prefix" in state:  # continue from the cached tokens' product
@@ -133,14 +192,55 @@ class HDDRoPE(PositionScheme):
         return prefix
 
     def rotate(self, q, k, positions, x, state):
+        if self.block_size == 2:  # SO(2) is commutative: the product is a sum of angles
+            return self._rotate_by_angles(q, k, x, state)
+        if self.block_size == 4 and self.map == "exp":  # SO(4) as pairs of unit quaternions
+            return self._rotate_by_quaternions(q, k, x, state)
         prefix = self.prefix_rotations(x, state)
-        b = self.block_size
 
         def apply(t: Tensor) -> Tensor:
-            blocks = t.float().unflatten(-1, (self.n_chunks, b))  # [B, H, T, nc, b]
+            blocks = t.float().unflatten(-1, (self.n_chunks, self.block_size))  # [B, H, T, nc, b]
             return (prefix @ blocks[..., None]).squeeze(-1).flatten(-2).to(t.dtype)
 
         return apply(q), apply(k)
+
+    def _rotate_by_angles(self, q, k, x, state):
+        params = self.generator_parameters(x)[..., 0]  # [B, T, H, nc]
+        angles = params if self.map == "exp" else 2 * torch.atan(params)  # Cayley: 2 atan(a)
+        total = angles.double().cumsum(1)  # float64: positions far out keep their angle
+        if state is not None:
+            if "angle" in state:
+                total = total + state["angle"][:, None]
+            state["angle"] = total[:, -1]
+        total = total.transpose(1, 2)  # [B, H, T, nc]
+        cos, sin = total.cos().float(), total.sin().float()
+
+        def apply(t: Tensor) -> Tensor:
+            x0, x1 = t.float().unflatten(-1, (self.n_chunks, 2)).unbind(-1)
+            y = torch.stack((cos * x0 - sin * x1, sin * x0 + cos * x1), -1)
+            return y.flatten(-2).to(t.dtype)
+
+        return apply(q), apply(k)
+
+    def _rotate_by_quaternions(self, q, k, x, state):
+        params = self.generator_parameters(x).transpose(0, 1)  # [T, B, H, nc, 6]
+        with torch.autocast(x.device.type, enabled=False):
+            u, v = so4_quaternion_parts(params, dim=1)  # [T, 3, B, H, nc]: component on dim 1
+            left = prefix_scan(quaternion_exp(u, 1), _product_dim1)  # P_t = p_1 ⋯ p_t
+            right = prefix_scan(quaternion_exp(-v, 1), _product_dim1)  # conj(q_t ⋯ q_1)
+            if state is not None:
+                if "left" in state:  # continue from the cached tokens' products
+                    left = _product_dim1(state["left"][None], left)
+                    right = _product_dim1(state["right"][None], right)
+                state["left"], state["right"] = left[-1], right[-1]
+            right = right * right.new_tensor([1.0, -1.0, -1.0, -1.0]).view(1, 4, 1, 1, 1)
+
+            def apply(t: Tensor) -> Tensor:  # y = P_t x Q_t on every chunk
+                chunks = t.float().unflatten(-1, (self.n_chunks, 4)).permute(2, 4, 0, 1, 3)
+                y = _product_dim1(_product_dim1(left, chunks), right)  # [T, 4, B, H, nc]
+                return y.permute(2, 3, 0, 4, 1).flatten(-2).to(t.dtype)
+
+            return apply(q), apply(k)
 
 
 def _hdd_configs(base: dict) -> dict[str, TrainConfig]:

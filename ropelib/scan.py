@@ -4,10 +4,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
-__all__ = ["associative_scan", "sequential_scan"]
+__all__ = ["associative_scan", "prefix_scan", "sequential_scan"]
 
 
 def _check_matrices(matrices: object) -> Tensor:
@@ -29,42 +31,46 @@ def _sequence_dim(matrices: Tensor, dim: int) -> int:
     return dim
 
 
-def _hillis_steele(x: Tensor) -> Tensor:
-    """Prefix products of `x [..., T, n, n]` in ceil(log2 T) rounds (T log T products)."""
-    offset, length = 1, x.shape[-3]
+def _hillis_steele(x: Tensor, op: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+    """Prefix products of `x` along dim 0 in ceil(log2 T) rounds (T log T products)."""
+    offset, length = 1, x.shape[0]
     while offset < length:
-        # entry t (>= offset) becomes (product ending at t - offset) @ (product ending at t)
-        x = torch.cat(
-            (x[..., :offset, :, :], x[..., :-offset, :, :] @ x[..., offset:, :, :]), dim=-3
-        )
+        # entry t (>= offset) becomes (product ending at t - offset) · (product ending at t)
+        x = torch.cat((x[:offset], op(x[:-offset], x[offset:])), dim=0)
         offset *= 2
     return x
 
 
-def _work_efficient(x: Tensor, base: int = 16) -> Tensor:
-    """Prefix products of `x [..., T, n, n]` with 2T products: pair, recurse, fill in."""
-    length = x.shape[-3]
+def _work_efficient(x: Tensor, op: Callable[[Tensor, Tensor], Tensor], base: int = 16) -> Tensor:
+    """Prefix products of `x` along dim 0 with 2T products: pair, recurse, fill in."""
+    length = x.shape[0]
     if length <= base:
-        return _hillis_steele(x)
+        return _hillis_steele(x, op)
     half = length // 2
-    pairs = x[..., 0 : 2 * half : 2, :, :] @ x[..., 1 : 2 * half : 2, :, :]  # M_{2i} M_{2i+1}
-    odd = _work_efficient(pairs, base)  # prefixes ending at positions 1, 3, 5, ...
-    even = torch.cat(
-        (x[..., :1, :, :], odd[..., : (length - 1) // 2, :, :] @ x[..., 2::2, :, :]), dim=-3
-    )
-    out = torch.stack((even[..., :half, :, :], odd), dim=-3).flatten(-4, -3)  # interleave
-    return torch.cat((out, even[..., half:, :, :]), dim=-3) if length % 2 else out
+    pairs = op(x[0 : 2 * half : 2], x[1 : 2 * half : 2])  # M_{2i} M_{2i+1}
+    odd = _work_efficient(pairs, op, base)  # prefixes ending at positions 1, 3, 5, ...
+    even = torch.cat((x[:1], op(odd[: (length - 1) // 2], x[2::2])), dim=0)
+    out = torch.stack((even[:half], odd), dim=1).flatten(0, 1)  # interleave
+    return torch.cat((out, even[half:]), dim=0) if length % 2 else out
+
+
+def prefix_scan(x: Tensor, op: Callable[[Tensor, Tensor], Tensor], dim: int = 0) -> Tensor:
+    """Inclusive prefix products `out[t] = x[0] · x[1] · ... · x[t]` along `dim` for any
+    associative, batched `op` (matrices under `@`, quaternions under the Hamilton product).
+
+    Work-efficient recursion (2T products, 2 log2 T rounds); differentiable.
+    Derived in notebooks/08_hdd_rope.md.
+    """
+    return _work_efficient(x.movedim(dim, 0), op).movedim(0, dim)
 
 
 def associative_scan(matrices: Tensor, dim: int = -3) -> Tensor:
     """Inclusive ordered prefix products `out[t] = M[0] @ M[1] @ ... @ M[t]` along `dim`.
 
-    Work-efficient recursion (2T products, 2 log2 T rounds); differentiable.
     Derived in notebooks/08_hdd_rope.md.
     """
     matrices = _check_matrices(matrices)
-    dim = _sequence_dim(matrices, dim)
-    return _work_efficient(matrices.movedim(dim, -3)).movedim(-3, dim)
+    return prefix_scan(matrices, torch.matmul, _sequence_dim(matrices, dim))
 
 
 def sequential_scan(matrices: Tensor, dim: int = -3) -> Tensor:

@@ -103,3 +103,35 @@ def test_hdd_model_decodes_with_cache_and_trains_in_bf16(options):
 def test_hdd_bad_options(options, match):
     with pytest.raises(ValueError, match=match):
         GPTConfig(n_layer=1, n_head=2, n_embd=32, pe="hdd", pe_options=options)
+
+
+@pytest.mark.parametrize(
+    "options", [{"block_size": 2}, {"block_size": 2, "map": "cayley"}, {"block_size": 4}]
+)
+@pytest.mark.parametrize("T", [1, 5, 17, 64])
+def test_fast_rotations_equal_the_matrix_scan(options, T):
+    """The angle (b=2) and quaternion (b=4) forms equal the scan of increment matrices."""
+    from ropelib.hdd import HDDRoPE
+
+    torch.manual_seed(T)
+    scheme = HDDRoPE(GPTConfig(n_layer=1, n_head=2, n_embd=32), 0, **options)
+    with torch.no_grad():
+        scheme.increments.weight.normal_(std=0.5)
+    x, qk = torch.randn(3, T, 32), torch.randn(3, 2, T, 16)
+    b = options["block_size"]
+    state_fast, state_ref = {}, {}
+    for _ in range(2):  # the second call continues from the first one's state
+        fast, _ = scheme.rotate(qk, qk, None, x, state_fast)
+        prefix = scheme.prefix_rotations(x, state_ref)
+        reference = (prefix @ qk.unflatten(-1, (-1, b))[..., None]).squeeze(-1).flatten(-2)
+        torch.testing.assert_close(fast, reference, atol=3e-5, rtol=1e-5)
+
+
+def test_so4_quaternion_parts_reconstruct_the_generator():
+    from ropelib.hdd import _multiplication_matrices, so4_quaternion_parts
+
+    params = torch.randn(50, 6, dtype=torch.float64)
+    u, v = so4_quaternion_parts(params)
+    left, right = _multiplication_matrices()
+    rebuilt = torch.einsum("na,aij->nij", u, left) + torch.einsum("na,aij->nij", v, right)
+    torch.testing.assert_close(rebuilt, skew_from_parameters(params, 4))
