@@ -886,29 +886,73 @@ def run_experiment(
         if path.exists():
             print(f"{name}/{run}: done already ({path})")
             continue
-        print(f"{name}/{run}: training")
-        config = dataclasses.replace(config, out_dir=str(checkpoints / run), resume=True)
-        if data_dir is not None:
-            config = dataclasses.replace(config, data_dir=str(data_dir))
-        metrics = train(config)
-        record = {
-            "experiment": name,
-            "run": run,
-            "label": label,
-            "seed": config.seed,
-            "quick": quick,
-            "config": dataclasses.asdict(config),
-            "git": source,
-            "hardware": machine,
-            "wall_time_s": metrics["wall_time_s"],
-            "final": metrics,
-            "train_loss": metrics["train_loss"],
-            "val_loss": metrics["val_loss"],
-            "history": read_metrics(config.out_dir),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        _atomic_write(path, (json.dumps(record, indent=1) + "\n").encode())
+        with _run_lock(checkpoints / f"{run}.lock") as mine:
+            if not mine or path.exists():  # another worker trains it, or just finished it
+                print(f"{name}/{run}: {'done already' if mine else 'taken by another worker'}")
+                continue
+            print(f"{name}/{run}: training")
+            _train_and_record(
+                name, run, label, config, quick, checkpoints, data_dir, path, source, machine
+            )
     return results
+
+
+@contextlib.contextmanager
+def _run_lock(lock: Path):
+    """Yield True if this process now owns `lock` (a file holding its pid), else False.
+
+    Several `experiment NAME` processes can share one experiment's runs; a lock left by a
+    process that died is taken over. Defined in notebooks/04_training.md.
+    """
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                owner = int(lock.read_text() or 0)
+                os.kill(owner, 0)  # raises if no such process
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                lock.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            except PermissionError:
+                pass  # a live process of another user
+            yield False
+            return
+        os.write(handle, str(os.getpid()).encode())
+        os.close(handle)
+        try:
+            yield True
+        finally:
+            lock.unlink(missing_ok=True)
+        return
+    yield False
+
+
+def _train_and_record(
+    name, run, label, config, quick, checkpoints, data_dir, path, source, machine
+) -> None:
+    config = dataclasses.replace(config, out_dir=str(checkpoints / run), resume=True)
+    if data_dir is not None:
+        config = dataclasses.replace(config, data_dir=str(data_dir))
+    metrics = train(config)
+    record = {
+        "experiment": name,
+        "run": run,
+        "label": label,
+        "seed": config.seed,
+        "quick": quick,
+        "config": dataclasses.asdict(config),
+        "git": source,
+        "hardware": machine,
+        "wall_time_s": metrics["wall_time_s"],
+        "final": metrics,
+        "train_loss": metrics["train_loss"],
+        "val_loss": metrics["val_loss"],
+        "history": read_metrics(config.out_dir),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    _atomic_write(path, (json.dumps(record, indent=1) + "\n").encode())
 
 
 def load_results(name: str, results_dir: str | Path = "results") -> list[dict]:

@@ -198,3 +198,39 @@ def test_experiment_runs_cover_configurations_times_seeds():
     assert len(experiment_runs("pe-basics", quick=True)) == 3
     with pytest.raises(ValueError, match="experiment"):
         experiment_runs("no-such-experiment")
+
+
+def test_run_lock_is_exclusive_and_taken_over_from_dead_processes(tmp_path):
+    import subprocess
+    import sys
+
+    from ropelib.train import _run_lock
+
+    lock = tmp_path / "runs" / "x" / "run.lock"
+    with _run_lock(lock) as mine:
+        assert mine and lock.read_text() == str(os.getpid())
+        with _run_lock(lock) as again:  # held by a live process (this one)
+            assert not again
+    assert not lock.exists()  # released
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    lock.write_text(dead.stdout.strip())  # left behind by a process that is gone
+    with _run_lock(lock) as mine:
+        assert mine
+    lock.write_text("garbage")
+    with _run_lock(lock) as mine:
+        assert mine
+
+
+def test_two_experiment_workers_share_the_runs(tmp_path, monkeypatch):
+    """A run claimed by another live worker is skipped, not trained twice."""
+    from ropelib import train as train_module
+
+    calls = []
+    monkeypatch.setattr(train_module, "_train_and_record", lambda *a: calls.append(a[1]))
+    runs = tmp_path / "runs"
+    (runs / "pe-basics").mkdir(parents=True)
+    (runs / "pe-basics" / "rope-seed0.lock").write_text(str(os.getppid()))  # a live process
+    train_module.run_experiment("pe-basics", quick=True, seeds=1, results_dir=tmp_path / "r",
+                                runs_dir=runs)  # fmt: skip
+    assert "rope-seed0" not in calls and calls  # the others were taken
