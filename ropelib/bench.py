@@ -286,6 +286,17 @@ def _comrope_candidates(B: int, H: int, T: int, D: int, b: int, dense: bool) -> 
         q_rot, k_rot = comrope.rotate_pair(q, k, positions, basis_applied=True)
         return q_rot, k_rot, folded_weight
 
+    def autograd_angles():  # the same folded rotation, differentiated by autograd
+        V = comrope.basis()
+        blocks = weight.view(2, H, D // b, b, -1)
+        folded_weight = torch.einsum("hjba,shjbc->shjac", V, blocks)
+        cos, sin = comrope.cos_sin(positions, q.dtype)
+        return (
+            comrope.rotate_in_basis(q, cos, sin),
+            comrope.rotate_in_basis(k, cos, sin),
+            folded_weight,
+        )
+
     def unfolded():
         return comrope.rotate_pair(q, k, positions)
 
@@ -301,7 +312,9 @@ def _comrope_candidates(B: int, H: int, T: int, D: int, b: int, dense: bool) -> 
         def step():
             q.grad = k.grad = weight.grad = None
             outputs = fn()
-            torch.autograd.backward(outputs[:2], (grad, grad), inputs=[q, k])
+            comrope.zero_grad(set_to_none=True)
+            # everything that trains: q, k and ComRoPE's frequencies (and basis, when folded)
+            torch.autograd.backward(outputs[:2], (grad, grad))
             if len(outputs) > 2:  # the folded weight's gradient flows into the basis
                 outputs[2].sum().backward()
 
@@ -312,6 +325,7 @@ def _comrope_candidates(B: int, H: int, T: int, D: int, b: int, dense: bool) -> 
         candidates["dense matrix_exp per token (reference approach)"] = dense_rotation
     else:
         candidates[f"ComRoPE-AP b={b}, basis folded into W"] = folded
+        candidates[f"ComRoPE-AP b={b}, folded, autograd through cos/sin"] = autograd_angles
         candidates[f"ComRoPE-AP b={b}, basis per token"] = unfolded
     memory = {name: saved_tensor_bytes(fn) for name, fn in candidates.items()}
     return {name: backward_of(fn) for name, fn in candidates.items()}, memory

@@ -180,8 +180,46 @@ class _SpectralAngleMatrices(_AngleMatrices):
         """
         if not basis_applied:
             q, k = self.change_basis(q), self.change_basis(k)
-        cos, sin = self.cos_sin(positions, q.dtype)  # one angle table for q and k
-        return self.rotate_in_basis(q, cos, sin), self.rotate_in_basis(k, cos, sin)
+        angles = self.angles(positions).transpose(0, 1)  # [H, T, D/2], float64: one table
+        return _RotateByLearnedAngles.apply(q, k, angles)
+
+
+class _RotateByLearnedAngles(torch.autograd.Function):
+    """Interleaved pairs of q and k rotated by trainable angles, with a one-pass backward.
+
+    d(loss)/dθ = Σ Im(g · conj(y)) over everything the angle table is broadcast over, for the
+    output y = x e^{iθ} and its gradient g. Derived in notebooks/06_rope_equation.md.
+    """
+
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, angles: Tensor) -> tuple[Tensor, Tensor]:
+        compute = torch.float32 if q.dtype in (torch.float16, torch.bfloat16) else q.dtype
+        reduced = torch.remainder(angles, 2 * math.pi).to(compute)  # exact in float64 first
+        cos, sin = reduced.cos(), reduced.sin()
+        turn = torch.complex(cos, sin)
+        outputs = []
+        for x in (q, k):
+            pairs = torch.view_as_complex(x.to(compute).contiguous().unflatten(-1, (-1, 2)))
+            outputs.append(torch.view_as_real(pairs * turn))  # [..., D/2, 2]
+        ctx.save_for_backward(cos, sin, *outputs)
+        ctx.shapes = (angles.shape, angles.dtype, q.dtype, k.dtype)
+        return outputs[0].flatten(-2).to(q.dtype), outputs[1].flatten(-2).to(k.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_q: Tensor, grad_k: Tensor):
+        cos, sin, y_q, y_k = ctx.saved_tensors
+        angle_shape, angle_dtype, q_dtype, k_dtype = ctx.shapes
+        back = torch.complex(cos, -sin)  # rotate the gradients back
+        grads, grad_angles = [], None
+        for g, y, dtype in ((grad_q, y_q, q_dtype), (grad_k, y_k, k_dtype)):
+            g = g.to(cos.dtype).contiguous().unflatten(-1, (-1, 2))
+            grads.append(torch.view_as_real(torch.view_as_complex(g) * back).flatten(-2).to(dtype))
+            if ctx.needs_input_grad[2]:  # Im(g · conj(y)) = g_im y_re - g_re y_im
+                part = (g[..., 1] * y[..., 0] - g[..., 0] * y[..., 1]).sum_to_size(angle_shape)
+                grad_angles = part if grad_angles is None else grad_angles + part
+        if grad_angles is not None:
+            grad_angles = grad_angles.to(angle_dtype)
+        return grads[0], grads[1], grad_angles
 
 
 class ComRoPEAP(_SpectralAngleMatrices):
