@@ -1003,6 +1003,17 @@ def results_table(name: str, results_dir: str | Path = "results") -> tuple[str, 
     return "\n".join(lines), summary
 
 
+def difference(summary: dict, a: str, b: str, column: str = "val_loss 1x") -> tuple[float, float]:
+    """Mean of `a` minus mean of `b` in a `results_table` summary, and its standard error.
+
+    |difference| < 2 standard errors is what the chapters call "within noise".
+    Defined in notebooks/04_training.md.
+    """
+    (mean_a, std_a), (mean_b, std_b) = summary[a][column], summary[b][column]
+    n_a, n_b = summary[a]["seeds"], summary[b]["seeds"]
+    return mean_a - mean_b, math.sqrt(std_a**2 / n_a + std_b**2 / n_b)
+
+
 def plot_results(name: str, results_dir: str | Path = "results", length: str = "1x"):
     """Validation loss curves, mean over seeds. Defined in notebooks/04_training.md."""
     from matplotlib.figure import Figure
