@@ -814,7 +814,11 @@ def hardware() -> dict[str, Any]:
 
 
 def git_commit() -> dict[str, Any]:
-    """The source commit and whether it has changes. Defined in notebooks/04_training.md."""
+    """The source commit, and whether the package's own files differ from it ("dirty").
+
+    Edits elsewhere (a chapter's prose, results) do not change what a run computes.
+    Defined in notebooks/04_training.md.
+    """
     where = Path(__file__).resolve().parent
 
     def git(*args: str) -> str | None:
@@ -825,7 +829,7 @@ def git_commit() -> dict[str, Any]:
         return done.stdout.strip() if done.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".")  # ropelib/ only
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
