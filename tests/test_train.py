@@ -234,3 +234,21 @@ def test_two_experiment_workers_share_the_runs(tmp_path, monkeypatch):
     train_module.run_experiment("pe-basics", quick=True, seeds=1, results_dir=tmp_path / "r",
                                 runs_dir=runs)  # fmt: skip
     assert "rope-seed0" not in calls and calls  # the others were taken
+
+
+def test_load_model_without_a_checkpoint_is_a_clear_error(tmp_path):
+    from ropelib.train import load_model
+
+    with pytest.raises(ValueError, match="no checkpoint"):
+        load_model(tmp_path)
+
+
+def test_difference_is_the_mean_gap_and_its_standard_error():
+    from ropelib.train import difference
+
+    summary = {
+        "a": {"seeds": 4, "val_loss 1x": (5.0, 0.2)},
+        "b": {"seeds": 1, "val_loss 1x": (4.5, 0.0)},
+    }
+    delta, se = difference(summary, "a", "b")
+    assert delta == pytest.approx(0.5) and se == pytest.approx(0.1)
