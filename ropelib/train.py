@@ -1039,6 +1039,17 @@ def plot_results(name: str, results_dir: str | Path = "results", length: str = "
     axes.set_title(f"Experiment {name}")
     axes.legend()
     figure.tight_layout()
+
+    def png() -> bytes:
+        import io
+
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        buffer = io.BytesIO()
+        FigureCanvasAgg(figure).print_png(buffer)
+        return buffer.getvalue()
+
+    figure._repr_png_ = png  # `display(figure)` shows it whether or not pyplot was used before
     return figure
 
 

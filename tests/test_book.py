@@ -95,6 +95,13 @@ def test_math_is_typeset_and_figures_load(browser, page_path):
     assert all(image["ok"] for image in images), [i["src"] for i in images if not i["ok"]]
     source = (ROOT / page_path).with_suffix(".md").read_text()
     assert len(images) >= source.count("plt.show()"), "a figure of the chapter is missing"
+    outputs = page.evaluate(
+        "Array.from(document.querySelectorAll('article .cell_output .output:not(.stream)'))"
+        ".map(e => e.innerText).join('\\n')"
+    )
+    assert "<Figure size" not in outputs, "a figure was printed as text instead of drawn"
+    # displayed results (printed text, e.g. a command's output, may show markdown as it is)
+    assert "| --- |" not in outputs and "|---|" not in outputs, "a table was displayed as text"
     assert requests_outside == [], f"the page reached the network: {requests_outside[:3]}"
     shot = ROOT / "_build" / "screenshots" / (page_path.replace("/", "_") + ".png")
     shot.parent.mkdir(parents=True, exist_ok=True)
