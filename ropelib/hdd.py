@@ -66,6 +66,8 @@ def exp_so4(A: Tensor) -> Tensor:
 
 def quaternion_product(a: Tensor, b: Tensor, dim: int = -1) -> Tensor:
     """Hamilton product of quaternions (w, x, y, z) stored along `dim`."""
+    if a.shape[dim] != 4 or b.shape[dim] != 4:
+        raise ValueError(f"quaternions need 4 components along dim {dim}, got {a.shape}, {b.shape}")
     a0, a1, a2, a3 = a.unbind(dim)
     b0, b1, b2, b3 = b.unbind(dim)
     return torch.stack(
@@ -85,6 +87,8 @@ def _product_dim1(a: Tensor, b: Tensor) -> Tensor:
 
 def quaternion_exp(u: Tensor, dim: int = -1) -> Tensor:
     """exp of pure quaternions `u` (3 components along `dim`): (cos|u|, sin|u| u/|u|)."""
+    if u.shape[dim] != 3:
+        raise ValueError(f"pure quaternions need 3 components along dim {dim}, got {u.shape}")
     theta = (u * u).sum(dim, keepdim=True).clamp_min(1e-30).sqrt()
     return torch.cat((theta.cos(), theta.sin() / theta * u), dim)
 
@@ -103,6 +107,8 @@ def so4_quaternion_parts(params: Tensor, dim: int = -1) -> tuple[Tensor, Tensor]
     `params [..., 6]`; u and v have their 3 components at `dim` of the result.
     Derived in notebooks/08_hdd_rope.md.
     """
+    if params.shape[-1] != 6:
+        raise ValueError(f"so(4) has 6 generator parameters, got {params.shape[-1]}")
     left, right = _multiplication_matrices()
     generators = skew_from_parameters(torch.eye(6, dtype=torch.float64), 4)  # [6, 4, 4]
     # {L(e_a)/2, R(e_a)/2} is an orthonormal basis of so(4): project on it

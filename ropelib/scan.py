@@ -61,6 +61,10 @@ def prefix_scan(x: Tensor, op: Callable[[Tensor, Tensor], Tensor], dim: int = 0)
     Work-efficient recursion (2T products, 2 log2 T rounds); differentiable.
     Derived in notebooks/08_hdd_rope.md.
     """
+    if not isinstance(x, Tensor) or x.dim() == 0:
+        raise ValueError("x must be a tensor with a sequence dimension")
+    if not -x.dim() <= dim < x.dim():
+        raise ValueError(f"dim {dim} is out of range for a {x.dim()}-D tensor")
     return _work_efficient(x.movedim(dim, 0), op).movedim(0, dim)
 
 

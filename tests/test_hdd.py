@@ -7,9 +7,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ropelib.hdd import increment_matrices, skew_from_parameters
+from ropelib.hdd import (
+    increment_matrices,
+    quaternion_exp,
+    quaternion_product,
+    skew_from_parameters,
+    so4_quaternion_parts,
+)
 from ropelib.model import GPT, GPTConfig, LayerCache
-from ropelib.scan import associative_scan, sequential_scan
+from ropelib.scan import associative_scan, prefix_scan, sequential_scan
 
 
 def rotations(shape, b, dtype=torch.float32, seed=0):
@@ -135,3 +141,32 @@ def test_so4_quaternion_parts_reconstruct_the_generator():
     left, right = _multiplication_matrices()
     rebuilt = torch.einsum("na,aij->nij", u, left) + torch.einsum("na,aij->nij", v, right)
     torch.testing.assert_close(rebuilt, skew_from_parameters(params, 4))
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: prefix_scan(torch.tensor(1.0), torch.mul), "x"),
+        (
+            lambda: prefix_scan(torch.ones(3, 2), torch.mul, 2),
+            "dim",
+        ),
+        (
+            lambda: quaternion_product(torch.ones(3), torch.ones(4)),
+            "4",
+        ),
+        (lambda: quaternion_exp(torch.ones(2, 4)), "3"),
+        (lambda: so4_quaternion_parts(torch.ones(2, 5)), "6"),
+    ],
+)
+def test_scan_and_quaternion_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_prefix_scan_of_quaternions_equals_the_sequential_product():
+    q = torch.randn(37, 5, 4, dtype=torch.float64)
+    expected = [q[0]]
+    for t in range(1, 37):
+        expected.append(quaternion_product(expected[-1], q[t]))
+    torch.testing.assert_close(prefix_scan(q, quaternion_product), torch.stack(expected))
