@@ -1,8 +1,12 @@
 # generated from notebooks/90_cli.md by tools/export.py, do not edit
 
+# %% notebooks/90_cli.md: The command line
 import sys
 
 from ropelib.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+__all__: list[str] = []

@@ -1,6 +1,7 @@
 # generated from notebooks/01_rope.md, notebooks/04_training.md, notebooks/05_crope.md,
 #   notebooks/06_rope_equation.md, notebooks/08_hdd_rope.md by tools/export.py, do not edit
 
+# %% notebooks/01_rope.md: Rotary position embeddings from first principles / Speed
 """Benchmarks for `python -m ropelib bench NAME`: ratios measured side by side in one process."""
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def print_ratios(title: str, times: dict[str, float], reference: str) -> None:
         print(f"  {name:<{width}}  {seconds * 1e3:9.3f} ms  {ratio:6.2f}x {reference}")
 
 
+# %% notebooks/01_rope.md: Rotary position embeddings from first principles / Speed
 class _CopyBothWays(torch.autograd.Function):
     """The memory floor of an elementwise op: copy forward, copy the gradient backward."""
 
@@ -117,6 +119,7 @@ def bench_rope(
     return times
 
 
+# %% notebooks/04_training.md: Training / Speed
 @register_benchmark("train")
 def bench_train(
     quick: bool = False, repeats: int | None = None, schemes: list[str] | None = None
@@ -198,6 +201,8 @@ def bench_train(
     return times
 
 
+# %% notebooks/05_crope.md: CRoPE: queries, keys and values as complex-linear maps / Speed of
+#    the projection
 def _gauss_complex_linear(x: torch.Tensor, real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
     """(A + iB)(x_r + i x_i) with three real GEMMs (Gauss): the alternative that was measured."""
     x_r, x_i = x[..., 0::2], x[..., 1::2]
@@ -251,6 +256,7 @@ def bench_crope(
     return results
 
 
+# %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / Speed and memory
 def saved_tensor_bytes(fn: Callable[[], torch.Tensor]) -> int:
     """Bytes of the distinct tensors autograd saves for backward while `fn()` runs."""
     seen: dict[tuple, int] = {}
@@ -355,6 +361,7 @@ def bench_comrope(quick: bool = False, repeats: int | None = None) -> dict[str, 
     return times
 
 
+# %% notebooks/08_hdd_rope.md: HDD-RoPE: data-dependent rotations composed by a scan / Speed
 @register_benchmark("hdd")
 def bench_hdd(quick: bool = False, repeats: int | None = None) -> dict[str, dict[str, float]]:
     """Associative scan vs sequential loop, and an HDD-RoPE training step vs RoPE."""
@@ -415,3 +422,17 @@ def bench_hdd(quick: bool = False, repeats: int | None = None) -> dict[str, dict
     print_ratios(f"training step fwd+bwd, baby GPT {shape}, batch {batch}", times, "rope")
     results["train step"] = times
     return results
+
+
+__all__ = [
+    "bench_comrope",
+    "bench_crope",
+    "bench_hdd",
+    "bench_rope",
+    "bench_train",
+    "BENCHMARKS",
+    "compare_times",
+    "print_ratios",
+    "register_benchmark",
+    "saved_tensor_bytes",
+]

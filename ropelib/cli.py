@@ -1,5 +1,6 @@
 # generated from notebooks/90_cli.md by tools/export.py, do not edit
 
+# %% notebooks/90_cli.md: The command line
 """The command line: `python -m ropelib COMMAND ...`. Built in notebooks/90_cli.md."""
 
 from __future__ import annotations
@@ -99,3 +100,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ropelib: error: {message}", file=sys.stderr)
         return 2
     return 0
+
+
+__all__ = [
+    "build_parser",
+    "main",
+    "run_bench",
+    "run_experiment_command",
+    "run_train",
+    "UsageError",
+]

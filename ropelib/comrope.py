@@ -1,5 +1,7 @@
 # generated from notebooks/06_rope_equation.md by tools/export.py, do not edit
 
+# %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / One axis: ComRoPE is RoPE in
+#    a learned basis
 from __future__ import annotations
 
 import math
@@ -10,15 +12,6 @@ from torch import Tensor, nn
 from ropelib.model import GPTConfig, PositionScheme, QKVProjection, register_scheme
 from ropelib.rope import apply_rotary, rope_frequencies
 from ropelib.train import PRESETS, TrainConfig, register_experiment
-
-__all__ = [
-    "ComRoPEAP",
-    "ComRoPELD",
-    "LieRE",
-    "RoPEMixed",
-    "skew",
-    "skew_schur",
-]
 
 
 def skew(P: Tensor) -> Tensor:
@@ -47,6 +40,8 @@ def skew_schur(S: Tensor) -> tuple[Tensor, Tensor]:
     return V.to(S.dtype), lam.to(S.dtype)
 
 
+# %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / Computing ComRoPE without a
+#    per-token matrix exponential
 class _AngleMatrices(nn.Module):
     """Common parts of the block-diagonal angle-matrix schemes, per head.
 
@@ -334,6 +329,7 @@ class LieRE(_AngleMatrices):
         return rotate(q), rotate(k)
 
 
+# %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / In the GPT harness
 class _FoldedBasisQKV(QKVProjection):
     """GPT-2's fused Q/K/V projection with blockdiag(V_jᵀ) folded into the q and k rows."""
 
@@ -421,6 +417,7 @@ class LieREScheme(_AngleMatrixScheme):
     angle_class = LieRE
 
 
+# %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / Experiment: ComRoPE on text
 @register_experiment("comrope-text", seeds=3)
 def comrope_text_experiment(quick: bool) -> dict[str, TrainConfig]:
     """ComRoPE-AP and -LD (b = 2, 4, 8) against RoPE on Shakespeare, cpu-small scale."""
@@ -434,3 +431,18 @@ def comrope_text_experiment(quick: bool) -> dict[str, TrainConfig]:
                 **{**base, "pe": pe, "pe_options": {"block_size": b}}
             )
     return configs
+
+
+__all__ = [
+    "comrope_text_experiment",
+    "ComRoPEAP",
+    "ComRoPEAPScheme",
+    "ComRoPELD",
+    "ComRoPELDScheme",
+    "LieRE",
+    "LieREScheme",
+    "RoPEMixed",
+    "RoPEMixedScheme",
+    "skew",
+    "skew_schur",
+]

@@ -1,5 +1,6 @@
 # generated from notebooks/05_crope.md by tools/export.py, do not edit
 
+# %% notebooks/05_crope.md: CRoPE: queries, keys and values as complex-linear maps / The layer
 from __future__ import annotations
 
 import torch
@@ -9,14 +10,6 @@ from torch import Tensor, nn
 from ropelib.model import GPTConfig, RoPE, register_scheme
 from ropelib.rope import half_split_permutation
 from ropelib.train import PRESETS, TrainConfig, register_experiment
-
-__all__ = [
-    "ComplexLinear",
-    "ComplexQKV",
-    "CRoPE",
-    "complex_linear_weight",
-    "crope_parameter_counts",
-]
 
 
 def complex_linear_weight(real: Tensor, imag: Tensor) -> Tensor:
@@ -78,6 +71,7 @@ class ComplexLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
 
+# %% notebooks/05_crope.md: CRoPE: queries, keys and values as complex-linear maps / The layer
 class ComplexQKV(nn.Module):
     """Complex-linear query, key and value projections: `x [B, T, C]` -> q, k, v `[B, T, C]`."""
 
@@ -130,6 +124,8 @@ def crope_parameter_counts(n_embd: int, n_layer: int, vocab_size: int, bias: boo
     return {"rope": shared + n_layer * 3 * C * C, "crope": shared + n_layer * 3 * C * C // 2}
 
 
+# %% notebooks/05_crope.md: CRoPE: queries, keys and values as complex-linear maps / Experiment:
+#    does the halved projection cost accuracy?
 CROPE_EXPERIMENT = dict(
     n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, max_iters=400,
     lr=1e-3, schedule="step", gamma=0.8, step_size=40, warmup_iters=0, weight_decay=0.01,
@@ -146,3 +142,14 @@ def crope_experiment(quick: bool) -> dict[str, TrainConfig]:
         for corpus in ("shakespeare", "bible")
         for pe in ("rope", "crope", "learned")
     }
+
+
+__all__ = [
+    "complex_linear_weight",
+    "ComplexLinear",
+    "ComplexQKV",
+    "CRoPE",
+    "CROPE_EXPERIMENT",
+    "crope_experiment",
+    "crope_parameter_counts",
+]

@@ -1,5 +1,6 @@
 # generated from notebooks/03_data.md by tools/export.py, do not edit
 
+# %% notebooks/03_data.md: Data: corpora, tokenizers and batches / Corpora
 from __future__ import annotations
 
 import hashlib
@@ -17,22 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-__all__ = [
-    "CORPORA",
-    "HF_CORPORA",
-    "BPETokenizer",
-    "CharTokenizer",
-    "TokenData",
-    "get_batch",
-    "iter_eval_batches",
-    "load_hf_text",
-    "load_text",
-    "load_tokenizer",
-    "prepare_dataset",
-    "token_dtype",
-    "train_bpe",
-]
 
 CORPORA = ("shakespeare", "bible", "tinystories", "wikitext103", "openwebtext")
 
@@ -172,6 +157,7 @@ def load_text(corpus: str, *, max_documents: int | None = None) -> str:
     return text
 
 
+# %% notebooks/03_data.md: Data: corpora, tokenizers and batches / Tokenizers
 def _as_id_array(ids: Sequence[int] | np.ndarray | torch.Tensor, vocab_size: int) -> np.ndarray:
     # Token ids as a 1-d int64 array, checked against the vocabulary.
     if isinstance(ids, torch.Tensor):
@@ -264,6 +250,7 @@ def _read_json(path: str | Path, name: str) -> dict:
     return data
 
 
+# %% notebooks/03_data.md: Data: corpora, tokenizers and batches / Tokenizers
 _BYTE_ALPHABET = 256
 _CHUNK_CHARS = 1 << 10  # `tokenizers` slows down on long inputs: 64K-character pieces cost 2x
 
@@ -368,6 +355,7 @@ def load_tokenizer(path: str | Path) -> CharTokenizer | BPETokenizer:
     return CharTokenizer.load(path) if data.get("type") == "char" else BPETokenizer.load(path)
 
 
+# %% notebooks/03_data.md: Data: corpora, tokenizers and batches / Token files
 def token_dtype(vocab_size: int) -> np.dtype:
     """The dtype of stored token ids: uint16 when vocab_size < 2**16, else uint32.
 
@@ -379,6 +367,7 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16) if vocab_size < 2**16 else np.dtype(np.uint32)
 
 
+# %% notebooks/03_data.md: Data: corpora, tokenizers and batches / Token files
 TOKENIZERS = ("bpe", "char")
 _CACHE_FORMAT = 1
 
@@ -545,6 +534,7 @@ def prepare_dataset(
     )
 
 
+# %% notebooks/03_data.md: Data: corpora, tokenizers and batches / Batches
 def _check_tokens(tokens: np.ndarray, block_size: int, windows: str) -> None:
     if not isinstance(tokens, np.ndarray) or tokens.ndim != 1:
         raise ValueError(f"tokens must be a 1-d numpy array of token ids, got {type(tokens)}")
@@ -590,6 +580,7 @@ def get_batch(
     return _windows(tokens, starts.numpy(), block_size, torch.device(device))
 
 
+# %% notebooks/03_data.md: Data: corpora, tokenizers and batches / Evaluation windows
 def iter_eval_batches(
     tokens: np.ndarray,
     batch_size: int,
@@ -614,3 +605,21 @@ def iter_eval_batches(
         _windows(tokens, starts[first : first + batch_size], block_size, device)
         for first in range(0, count, batch_size)
     )
+
+
+__all__ = [
+    "BPETokenizer",
+    "CharTokenizer",
+    "CORPORA",
+    "get_batch",
+    "HF_CORPORA",
+    "iter_eval_batches",
+    "load_hf_text",
+    "load_text",
+    "load_tokenizer",
+    "prepare_dataset",
+    "token_dtype",
+    "TokenData",
+    "TOKENIZERS",
+    "train_bpe",
+]

@@ -1,5 +1,7 @@
 # generated from notebooks/08_hdd_rope.md by tools/export.py, do not edit
 
+# %% notebooks/08_hdd_rope.md: HDD-RoPE: data-dependent rotations composed by a scan / The HDD-
+#    RoPE scheme
 from __future__ import annotations
 
 import torch
@@ -9,16 +11,6 @@ from ropelib.model import GPTConfig, PositionScheme, register_scheme
 from ropelib.rope import rope_frequencies
 from ropelib.scan import associative_scan, prefix_scan
 from ropelib.train import PRESETS, TrainConfig, register_experiment
-
-__all__ = [
-    "HDDRoPE",
-    "exp_so4",
-    "increment_matrices",
-    "quaternion_exp",
-    "quaternion_product",
-    "skew_from_parameters",
-    "so4_quaternion_parts",
-]
 
 MAPS = ("exp", "cayley")
 
@@ -249,6 +241,8 @@ class HDDRoPE(PositionScheme):
             return apply(q), apply(k)
 
 
+# %% notebooks/08_hdd_rope.md: HDD-RoPE: data-dependent rotations composed by a scan /
+#    Experiment: does it converge faster?
 def _hdd_configs(base: dict) -> dict[str, TrainConfig]:
     return {
         "rope": TrainConfig(**{**base, "pe": "rope"}),
@@ -288,3 +282,18 @@ def tokens_to_reach(record: dict, target: float) -> int | None:
         if entry.get("kind") == "eval" and entry["val_loss"]["1x"] <= target:
             return entry["iter"] * tokens_per_step
     return None
+
+
+__all__ = [
+    "exp_so4",
+    "hdd_experiment",
+    "hdd_tinystories_experiment",
+    "HDDRoPE",
+    "increment_matrices",
+    "MAPS",
+    "quaternion_exp",
+    "quaternion_product",
+    "skew_from_parameters",
+    "so4_quaternion_parts",
+    "tokens_to_reach",
+]

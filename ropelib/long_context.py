@@ -1,5 +1,7 @@
 # generated from notebooks/09_long_context.md by tools/export.py, do not edit
 
+# %% notebooks/09_long_context.md: Rotary values, context extension and long contexts / Context
+#    extension: changing the frequencies after training
 """Context extension of trained models and long-context diagnostics.
 
 Derived in notebooks/09_long_context.md.
@@ -28,16 +30,6 @@ from ropelib.rope import (
     yarn_logit_scale,
 )
 from ropelib.train import register_custom_experiment
-
-__all__ = [
-    "EXTENSIONS",
-    "context_extension_summary",
-    "context_extension_table",
-    "extend_context",
-    "inversion_probabilities",
-    "model_inversion_probabilities",
-    "run_context_extension",
-]
 
 EXTENSIONS = ("none", "pi", "ntk", "yarn")
 
@@ -81,6 +73,8 @@ def extend_context(
     return changed
 
 
+# %% notebooks/09_long_context.md: Rotary values, context extension and long contexts /
+#    Extending trained models
 FACTORS = (2, 4, 8)
 INVERSION_LENGTHS = (64, 256, 1024, 4096, 16384)
 
@@ -210,6 +204,8 @@ register_custom_experiment(
 )
 
 
+# %% notebooks/09_long_context.md: Rotary values, context extension and long contexts / Does
+#    RoPE still order positions and tokens in long contexts?
 def _scores(q: Tensor, k: Tensor, distances: Tensor, frequencies: Tensor) -> Tensor:
     """qᵀ R(d) k for rows of q, k `[n, D]` and distances `[n]`, in float64 (complex form)."""
     qc = torch.view_as_complex(q.unflatten(-1, (-1, 2)))
@@ -254,6 +250,8 @@ def inversion_probabilities(
     }
 
 
+# %% notebooks/09_long_context.md: Rotary values, context extension and long contexts / The same
+#    probabilities in trained models
 @torch.no_grad()
 def model_inversion_probabilities(
     model: nn.Module,
@@ -306,3 +304,16 @@ def model_inversion_probabilities(
         "position inversion": position.double().mean().item(),
         "token inversion": (at_zero != at_d).double().mean().item(),
     }
+
+
+__all__ = [
+    "context_extension_summary",
+    "context_extension_table",
+    "extend_context",
+    "EXTENSIONS",
+    "FACTORS",
+    "INVERSION_LENGTHS",
+    "inversion_probabilities",
+    "model_inversion_probabilities",
+    "run_context_extension",
+]

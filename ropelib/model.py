@@ -1,5 +1,6 @@
 # generated from notebooks/02_gpt.md by tools/export.py, do not edit
 
+# %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The interface
 from __future__ import annotations
 
 import importlib
@@ -15,17 +16,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ropelib.rope import RotaryEmbedding, rope_frequencies
-
-__all__ = [
-    "GPT",
-    "GPTConfig",
-    "POSITION_SCHEMES",
-    "PositionScheme",
-    "QKVProjection",
-    "get_scheme",
-    "import_chapters",
-    "register_scheme",
-]
 
 POSITION_SCHEMES: dict[str, type[PositionScheme]] = {}
 
@@ -63,6 +53,7 @@ def get_scheme(name: str) -> type[PositionScheme]:
     return POSITION_SCHEMES[name]
 
 
+# %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The interface
 @dataclass
 class GPTConfig:
     """The model's shape and its position scheme `pe`. Defined in notebooks/02_gpt.md."""
@@ -102,6 +93,7 @@ class GPTConfig:
         get_scheme(self.pe).check_config(self)
 
 
+# %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The interface
 class QKVProjection(nn.Module):
     """GPT-2's fused query/key/value projection: `x [B, T, C]` -> `q, k, v`, each `[B, T, C]`."""
 
@@ -169,6 +161,7 @@ class PositionScheme(nn.Module):
 register_scheme("none")(PositionScheme)
 
 
+# %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The model
 @dataclass
 class LayerCache:
     """One layer's keys and values `[B, H, T, D]` and the scheme's running state."""
@@ -242,6 +235,7 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
+# %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The model
 class GPT(nn.Module):
     """GPT-2 with a pluggable position scheme. Defined in notebooks/02_gpt.md."""
 
@@ -361,6 +355,7 @@ class GPT(nn.Module):
         return torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
 
 
+# %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The schemes
 @register_scheme("learned")
 class LearnedPositions(PositionScheme):
     """GPT-2's learned absolute position embedding (`block_size` rows)."""
@@ -420,6 +415,7 @@ class RoPE(PositionScheme):
         return (q * self.logit_scale if self.logit_scale != 1.0 else q), k
 
 
+# %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The schemes
 @register_scheme("xpos")
 class XPos(RoPE):
     """xPos (Sun et al. 2022): RoPE with a per-pair decay ζ_i^((m-n)/scale_base)."""
@@ -458,3 +454,24 @@ class XPos(RoPE):
         q, k = super().rotate(q, k, positions, x, state)
         scale = self.scales(positions, q.dtype)
         return (q * scale).to(q.dtype), (k / scale).to(k.dtype)
+
+
+__all__ = [
+    "Block",
+    "CausalSelfAttention",
+    "get_scheme",
+    "GPT",
+    "GPTConfig",
+    "import_chapters",
+    "LayerCache",
+    "LearnedPositions",
+    "MLP",
+    "POSITION_SCHEMES",
+    "PositionScheme",
+    "QKVProjection",
+    "register_scheme",
+    "RoPE",
+    "sinusoidal_table",
+    "SinusoidalPositions",
+    "XPos",
+]

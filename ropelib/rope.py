@@ -1,5 +1,7 @@
 # generated from notebooks/01_rope.md, notebooks/09_long_context.md by tools/export.py, do not edit
 
+# %% notebooks/01_rope.md: Rotary position embeddings from first principles / Many dimensions:
+#    one rotation per pair
 from __future__ import annotations
 
 import math
@@ -7,15 +9,6 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
-
-__all__ = [
-    "RotaryEmbedding",
-    "apply_rope",
-    "apply_rotary",
-    "half_split_permutation",
-    "rope_angles",
-    "rope_frequencies",
-]
 
 
 def _check_even(name: str, value: object) -> int:
@@ -41,6 +34,7 @@ def rope_frequencies(head_dim: int, base: float = 10000.0) -> Tensor:
     )
 
 
+# %% notebooks/01_rope.md: Rotary position embeddings from first principles / The implementation
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """Rotations run in fp32 for half-precision inputs and in the input's dtype otherwise."""
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
@@ -111,6 +105,7 @@ def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor, *, interleaved: bool = Tru
     return _HalfSplitRotation.apply(x, cos, sin)
 
 
+# %% notebooks/01_rope.md: Rotary position embeddings from first principles / The implementation
 def _check_tensor(x: object) -> Tensor:
     if not isinstance(x, Tensor):
         raise TypeError(
@@ -215,6 +210,8 @@ def apply_rope(
     return _rotate_channels(x, cos, sin, interleaved, rotary_dim)
 
 
+# %% notebooks/01_rope.md: Rotary position embeddings from first principles / Interleaved or
+#    half-split: the same model
 def half_split_permutation(head_dim: int) -> Tensor:
     """Indices `perm` with `x_half[..., perm]` = the interleaved layout of a half-split vector.
 
@@ -227,6 +224,8 @@ def half_split_permutation(head_dim: int) -> Tensor:
     return torch.stack((j, j + half), dim=-1).flatten()
 
 
+# %% notebooks/01_rope.md: Rotary position embeddings from first principles / A module with a
+#    cache
 class RotaryEmbedding(nn.Module):
     """RoPE for `[B, H, T, D]` queries and keys, with a per-device cos/sin cache.
 
@@ -352,6 +351,8 @@ class RotaryEmbedding(nn.Module):
         return rotate(q), rotate(k)
 
 
+# %% notebooks/09_long_context.md: Rotary values, context extension and long contexts / Context
+#    extension: changing the frequencies after training
 def interpolated_frequencies(head_dim: int, factor: float, base: float = 10000.0) -> Tensor:
     """Position interpolation (Chen et al. 2023): θ_j / factor.
 
@@ -401,3 +402,17 @@ def yarn_logit_scale(factor: float) -> float:
 def _check_factor(factor: float) -> None:
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor >= 1:
         raise ValueError(f"factor must be a number >= 1, got {factor!r}")
+
+
+__all__ = [
+    "apply_rope",
+    "apply_rotary",
+    "half_split_permutation",
+    "interpolated_frequencies",
+    "ntk_frequencies",
+    "rope_angles",
+    "rope_frequencies",
+    "RotaryEmbedding",
+    "yarn_frequencies",
+    "yarn_logit_scale",
+]

@@ -1,5 +1,7 @@
 # generated from notebooks/09_long_context.md by tools/export.py, do not edit
 
+# %% notebooks/09_long_context.md: Rotary values, context extension and long contexts / RoVE:
+#    rotary value embeddings
 """RoVE: rotary value embeddings. Derived in notebooks/09_long_context.md."""
 
 from __future__ import annotations
@@ -9,8 +11,6 @@ from torch import Tensor
 from ropelib.model import GPTConfig, PositionScheme, RoPE, XPos, register_scheme
 from ropelib.rope import RotaryEmbedding
 from ropelib.train import PRESETS, TrainConfig, register_experiment
-
-__all__ = ["RoVE", "with_rotary_values"]
 
 
 def with_rotary_values(scheme: type[PositionScheme]) -> type[PositionScheme]:
@@ -38,6 +38,8 @@ RoVE = register_scheme("rove")(with_rotary_values(RoPE))
 RoVEXPos = register_scheme("rove-xpos")(with_rotary_values(XPos))
 
 
+# %% notebooks/09_long_context.md: Rotary values, context extension and long contexts / RoVE:
+#    rotary value embeddings
 @register_experiment("rove", seeds=3)
 def rove_experiment(quick: bool) -> dict[str, TrainConfig]:
     """RoVE against RoPE, and RoVE on xPos against xPos, on Shakespeare, cpu-small scale."""
@@ -45,3 +47,11 @@ def rove_experiment(quick: bool) -> dict[str, TrainConfig]:
         dict(PRESETS["cpu-tiny"], max_iters=6, eval_interval=3) if quick else PRESETS["cpu-small"]
     )
     return {pe: TrainConfig(**{**base, "pe": pe}) for pe in ("rope", "rove", "xpos", "rove-xpos")}
+
+
+__all__ = [
+    "RoVE",
+    "rove_experiment",
+    "RoVEXPos",
+    "with_rotary_values",
+]

@@ -1,5 +1,7 @@
 # generated from notebooks/08_hdd_rope.md by tools/export.py, do not edit
 
+# %% notebooks/08_hdd_rope.md: HDD-RoPE: data-dependent rotations composed by a scan / The
+#    associative scan
 """Ordered prefix products of matrices by a parallel scan. Derived in notebooks/08_hdd_rope.md."""
 
 from __future__ import annotations
@@ -8,8 +10,6 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
-
-__all__ = ["associative_scan", "prefix_scan", "sequential_scan"]
 
 
 def _check_matrices(matrices: object) -> Tensor:
@@ -86,3 +86,10 @@ def sequential_scan(matrices: Tensor, dim: int = -3) -> Tensor:
     for t in range(1, x.shape[-3]):
         outputs.append(outputs[-1] @ x[..., t, :, :])
     return torch.stack(outputs, dim=-3).movedim(-3, dim)
+
+
+__all__ = [
+    "associative_scan",
+    "prefix_scan",
+    "sequential_scan",
+]

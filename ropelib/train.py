@@ -1,5 +1,6 @@
 # generated from notebooks/04_training.md by tools/export.py, do not edit
 
+# %% notebooks/04_training.md: Training / One configuration
 """Training GPT models with pluggable position schemes. Built in notebooks/04_training.md."""
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ class TrainConfig:
         _validate(self)
 
 
+# %% notebooks/04_training.md: Training / One configuration
 def _coerce(name: str, hint: Any, value: Any) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is tuple:
@@ -165,6 +167,7 @@ def _validate(config: TrainConfig) -> None:
     model_config(c, c.vocab_size)  # the model checks its own fields (pe, head_dim, ...)
 
 
+# %% notebooks/04_training.md: Training / One configuration
 def model_config(config: TrainConfig, vocab_size: int):
     """The `GPTConfig` of a run. Defined in notebooks/04_training.md."""
     from ropelib.model import GPTConfig
@@ -173,6 +176,7 @@ def model_config(config: TrainConfig, vocab_size: int):
     return GPTConfig(vocab_size=vocab_size, **fields)
 
 
+# %% notebooks/04_training.md: Training / Presets
 # fmt: off
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu-tiny": dict(
@@ -208,6 +212,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 # fmt: on
 
 
+# %% notebooks/04_training.md: Training / Presets
 def _parse_value(name: str, hint: Any, text: str) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is tuple:
@@ -280,6 +285,7 @@ def config_from_args(args: Sequence[str], **defaults: Any) -> TrainConfig:
     return TrainConfig(**overrides)
 
 
+# %% notebooks/04_training.md: Training / The learning-rate schedule
 def learning_rate(config: TrainConfig, iteration: int) -> float:
     """The learning rate at `iteration` (0-based). Defined in notebooks/04_training.md."""
     c = config
@@ -291,6 +297,7 @@ def learning_rate(config: TrainConfig, iteration: int) -> float:
     return c.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (c.lr - c.min_lr)
 
 
+# %% notebooks/04_training.md: Training / The optimiser
 def configure_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
     """AdamW that decays only parameters with dim >= 2. Defined in notebooks/04_training.md."""
     parameters = [p for p in model.parameters() if p.requires_grad]
@@ -302,6 +309,7 @@ def configure_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.op
     return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, fused=fused or None)
 
 
+# %% notebooks/04_training.md: Training / Batches that do not depend on how they are computed
 def micro_batch(
     tokens: np.ndarray, config: TrainConfig, iteration: int, index: int, device: str = "cpu"
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -341,6 +349,7 @@ def train_step(
     return total / len(batches), norm
 
 
+# %% notebooks/04_training.md: Training / Validation at longer contexts
 @torch.no_grad()
 def evaluate_lengths(
     model: torch.nn.Module,
@@ -375,6 +384,7 @@ def evaluate_lengths(
     return losses
 
 
+# %% notebooks/04_training.md: Training / Checkpoints that are complete or absent
 CHECKPOINT = "checkpoint.json"
 METRICS = "metrics.jsonl"
 
@@ -490,6 +500,7 @@ def load_model(out_dir: str | Path, device: str = "cpu") -> tuple[torch.nn.Modul
     return model.to(device).eval(), config
 
 
+# %% notebooks/04_training.md: Training / The loop
 def _distributed_env() -> tuple[int, int, int]:
     read = os.environ.get
     return int(read("RANK", 0)), int(read("WORLD_SIZE", 1)), int(read("LOCAL_RANK", 0))
@@ -579,6 +590,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             dist.destroy_process_group()
 
 
+# %% notebooks/04_training.md: Training / The loop
 def _train(config: TrainConfig, rank: int, world: int, device: str) -> dict[str, Any]:
     import torch.distributed as dist
     from tqdm import tqdm
@@ -722,6 +734,7 @@ def _train(config: TrainConfig, rank: int, world: int, device: str) -> dict[str,
     }
 
 
+# %% notebooks/04_training.md: Training / The loop
 def read_metrics(out_dir: str | Path) -> list[dict]:
     """The records of `out_dir/metrics.jsonl`. Defined in notebooks/04_training.md."""
     path = Path(out_dir) / METRICS
@@ -750,6 +763,7 @@ def plot_metrics(records: list[dict], path: str | Path | None = None, title: str
     return figure
 
 
+# %% notebooks/04_training.md: Training / Experiments
 @dataclass
 class Experiment:
     """Configurations, each run with several seeds. Defined in notebooks/04_training.md."""
@@ -959,6 +973,7 @@ def _train_and_record(
     _atomic_write(path, (json.dumps(record, indent=1) + "\n").encode())
 
 
+# %% notebooks/04_training.md: Training / Experiments
 def load_results(name: str, results_dir: str | Path = "results") -> list[dict]:
     """The result records of an experiment, sorted by run. Defined in notebooks/04_training.md."""
     directory = Path(results_dir)
@@ -1053,6 +1068,7 @@ def plot_results(name: str, results_dir: str | Path = "results", length: str = "
     return figure
 
 
+# %% notebooks/04_training.md: Training / Experiments
 @register_experiment("pe-basics", seeds=3)
 def pe_basics(quick: bool) -> dict[str, TrainConfig]:
     """learned vs rope vs none on Shakespeare at the cpu-small scale."""
@@ -1060,3 +1076,43 @@ def pe_basics(quick: bool) -> dict[str, TrainConfig]:
     if quick:
         base.update(max_iters=10, eval_interval=5, checkpoint_interval=5)
     return {pe: TrainConfig(**{**base, "pe": pe}) for pe in ("learned", "rope", "none")}
+
+
+__all__ = [
+    "CHECKPOINT",
+    "config_from_args",
+    "configure_optimizer",
+    "DEVICES",
+    "difference",
+    "DTYPES",
+    "evaluate_lengths",
+    "Experiment",
+    "experiment_dirs",
+    "experiment_runs",
+    "EXPERIMENTS",
+    "git_commit",
+    "hardware",
+    "learning_rate",
+    "load_checkpoint",
+    "load_model",
+    "load_results",
+    "METRICS",
+    "micro_batch",
+    "model_config",
+    "MODEL_FIELDS",
+    "pe_basics",
+    "plot_metrics",
+    "plot_results",
+    "PRESETS",
+    "read_metrics",
+    "register_custom_experiment",
+    "register_experiment",
+    "results_table",
+    "run_experiment",
+    "save_checkpoint",
+    "SCHEDULES",
+    "TOKENIZERS",
+    "train",
+    "train_step",
+    "TrainConfig",
+]

@@ -1,5 +1,7 @@
 # generated from notebooks/07_comrope_vision.md by tools/export.py, do not edit
 
+# %% notebooks/07_comrope_vision.md: ComRoPE on images: resolution changes on a small ViT / The
+#    data and the resolutions
 from __future__ import annotations
 
 import contextlib
@@ -20,27 +22,6 @@ from torch import Tensor, nn
 from ropelib.comrope import ComRoPEAP, ComRoPELD, LieRE, RoPEMixed
 from ropelib.rope import rope_frequencies
 from ropelib.train import register_custom_experiment
-
-__all__ = [
-    "METHODS",
-    "PERTURBATIONS",
-    "ROTARY_METHODS",
-    "AbsolutePositionEmbedding",
-    "VisionConfig",
-    "VisionTransformer",
-    "evaluate_accuracy",
-    "load_digits_split",
-    "load_vision_results",
-    "patch_positions",
-    "plot_vision_results",
-    "resize_images",
-    "rotary_method",
-    "run_vision_experiment",
-    "torch_threads",
-    "train_vision_model",
-    "vision_config",
-    "vision_results_table",
-]
 
 METHODS = ("ape", "rope-axial", "rope-mixed", "liere", "comrope-ap", "comrope-ld")
 PERTURBATIONS = ("none", "jitter")
@@ -75,6 +56,8 @@ def load_digits_split(
     return images[train_index], labels[train_index], images[test_index], labels[test_index]
 
 
+# %% notebooks/07_comrope_vision.md: ComRoPE on images: resolution changes on a small ViT / The
+#    data and the resolutions
 def resize_images(images: Tensor, size: int) -> Tensor:
     """Bilinear resize of `images [B, C, H, W]` to `[B, C, size, size]`.
 
@@ -89,6 +72,8 @@ def resize_images(images: Tensor, size: int) -> Tensor:
     return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
 
 
+# %% notebooks/07_comrope_vision.md: ComRoPE on images: resolution changes on a small ViT /
+#    Patch positions
 def patch_positions(grid: int) -> Tensor:
     """Centres ((row + 0.5)/grid, (col + 0.5)/grid) of a grid x grid patch grid, `[grid², 2]`.
 
@@ -101,6 +86,8 @@ def patch_positions(grid: int) -> Tensor:
     return torch.stack((rows.flatten(), cols.flatten()), dim=-1)  # row-major, as patches flatten
 
 
+# %% notebooks/07_comrope_vision.md: ComRoPE on images: resolution changes on a small ViT / Six
+#    position methods behind one interface
 ROTARY_METHODS = METHODS[1:]
 
 
@@ -180,6 +167,8 @@ class AbsolutePositionEmbedding(nn.Module):
         return sampled[0, :, 0].transpose(0, 1)
 
 
+# %% notebooks/07_comrope_vision.md: ComRoPE on images: resolution changes on a small ViT / The
+#    ViT
 @dataclass
 class VisionConfig:
     """Model, perturbation and training settings of one image run.
@@ -329,6 +318,8 @@ class VisionTransformer(nn.Module):
         return self.head(self.norm(x).mean(dim=1))
 
 
+# %% notebooks/07_comrope_vision.md: ComRoPE on images: resolution changes on a small ViT /
+#    Training with perturbed positions
 def evaluate_accuracy(model: VisionTransformer, images: Tensor, labels: Tensor, size: int) -> float:
     """Accuracy of `model` on `images` resized to `size x size` pixels.
 
@@ -447,6 +438,8 @@ def _train(
     }
 
 
+# %% notebooks/07_comrope_vision.md: ComRoPE on images: resolution changes on a small ViT / The
+#    experiment
 def _hardware() -> dict:
     cpu = platform.processor() or platform.machine()
     try:
@@ -556,6 +549,8 @@ def run_vision_experiment(
     return records
 
 
+# %% notebooks/07_comrope_vision.md: ComRoPE on images: resolution changes on a small ViT / The
+#    experiment
 def load_vision_results(results_dir: str | Path = "results/comrope-vision") -> list[dict]:
     """Every run record (JSON) in `results_dir`, or [] when there is none.
 
@@ -652,4 +647,28 @@ def plot_vision_results(results_dir: str | Path = "results/comrope-vision"):
     return fig
 
 
+# %% notebooks/07_comrope_vision.md: ComRoPE on images: resolution changes on a small ViT /
+#    Results
 register_custom_experiment("comrope-vision", run_vision_experiment, vision_results_table, seeds=3)
+
+
+__all__ = [
+    "AbsolutePositionEmbedding",
+    "evaluate_accuracy",
+    "load_digits_split",
+    "load_vision_results",
+    "METHODS",
+    "patch_positions",
+    "PERTURBATIONS",
+    "plot_vision_results",
+    "resize_images",
+    "rotary_method",
+    "ROTARY_METHODS",
+    "run_vision_experiment",
+    "torch_threads",
+    "train_vision_model",
+    "vision_config",
+    "vision_results_table",
+    "VisionConfig",
+    "VisionTransformer",
+]

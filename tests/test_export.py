@@ -70,8 +70,46 @@ def test_exports_cells_in_order_under_a_header(tmp_path):
     assert text.startswith(export.HEADER.format(sources="notebooks/01_demo.md"))
     assert text.index("def first") < text.index("def second")
     assert "assert first()" not in text and "#|" not in text
-    assert (package / "other.py").read_text().endswith("OTHER = True\n")
+    assert "OTHER = True\n" in (package / "other.py").read_text()
     assert run(notebooks, package, "--check") == 0
+
+
+def test_markers_name_chapter_and_section_and_all_is_generated(tmp_path):
+    notebooks, package = make_project(tmp_path)
+    path = notebooks / "01_demo.md"
+    text = path.read_text().replace(
+        "```{code-cell} ipython3\n#| export\ndef second", "## Later section\n\n"
+        "```{code-cell} ipython3\n#| export\ndef second"
+    )
+    text = text.replace("def second():", "_PRIVATE = 0\nPUBLIC = 1\n\n\ndef second():")
+    path.write_text(text)
+    assert run(notebooks, package) == 0
+    module = (package / "demo.py").read_text()
+    first, second = module.index("def first"), module.index("def second")
+    marker_1 = module.index("# %% notebooks/01_demo.md: A chapter\n")
+    marker_2 = module.index("# %% notebooks/01_demo.md: A chapter / Later section\n")
+    assert marker_1 < first < marker_2 < second
+    namespace: dict = {}
+    exec(compile(module, "demo.py", "exec"), namespace)
+    assert namespace["__all__"] == ["first", "PUBLIC", "second"]
+
+
+def test_dotted_module_writes_a_subpackage(tmp_path):
+    notebooks, package = make_project(tmp_path)
+    path = notebooks / "01_demo.md"
+    path.write_text(path.read_text().replace("#| export other", "#| export schemes.other"))
+    assert run(notebooks, package) == 0
+    assert "OTHER = True" in (package / "schemes" / "other.py").read_text()
+    assert (package / "schemes" / "__init__.py").exists()
+    assert run(notebooks, package, "--check") == 0
+
+
+def test_writing_all_by_hand_is_an_error(tmp_path, capsys):
+    notebooks, package = make_project(tmp_path)
+    path = notebooks / "01_demo.md"
+    path.write_text(path.read_text().replace("OTHER = True", "__all__ = ['OTHER']"))
+    assert run(notebooks, package) == 2
+    assert "__all__ is generated" in capsys.readouterr().err
 
 
 def test_check_fails_on_stale_missing_and_orphaned_modules(tmp_path, capsys):

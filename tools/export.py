@@ -4,11 +4,18 @@ Each notebook `notebooks/NN_topic.md` (MyST markdown, read with jupytext) names 
 in a cell holding the directive `#| default_exp NAME`. Code cells whose first lines carry
 `#| export` are written, in notebook order, to `ropelib/NAME.py`; `#| export OTHER` sends a
 cell to `ropelib/OTHER.py` instead, so several notebooks may add to one module (they are then
-concatenated in the order of the notebooks' file names).
+concatenated in the order of the notebooks' file names). A dotted name writes into a
+subpackage: `#| export schemes.rope` writes `ropelib/schemes/rope.py`.
+
+Before each cell the module gets a marker comment naming the notebook, its chapter and the
+section the cell sits under (`# %% notebooks/01_rope.md: <chapter> / <section>`), so that a
+traceback leads back to the cell. Each module ends with an `__all__` generated from the public
+names its cells define at module level; a cell must not write `__all__` itself.
 
     python tools/export.py           # (re)write ropelib/*.py
     python tools/export.py --check   # write nothing; exit 1 when ropelib/ is stale or missing
-    python tools/export.py --format  # first format every export cell in place with `ruff format`
+    python tools/export.py --format [NOTEBOOK ...]  # first sort imports and `ruff format` the
+                                                     # export cells (all notebooks by default)
 
 Files in `ropelib/` that start with the generated header but are no longer produced by any
 notebook count as stale too, so deleting an export cell cannot leave an orphan module behind.
@@ -17,10 +24,12 @@ notebook count as stale too, so deleting an export cell cannot leave an orphan m
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 import subprocess
 import sys
 import textwrap
+import typing
 from pathlib import Path
 
 import jupytext
@@ -29,7 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 HEADER = "# generated from {sources} by tools/export.py, do not edit\n"
 HEADER_PREFIX = "# generated from "
 DIRECTIVE = re.compile(r"^#\|\s*(?P<name>[\w-]+)(?:\s+(?P<arg>\S+))?\s*$")
-MODULE_NAME = re.compile(r"^[A-Za-z_]\w*$")
+MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")  # `schemes.rope` -> schemes/rope.py
+HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*$", re.M)
 
 
 class ExportError(ValueError):
@@ -50,12 +60,30 @@ def split_directives(source: str) -> tuple[dict[str, str | None], str]:
     return directives, "\n".join(lines[body_start:]).strip("\n")
 
 
-def notebook_exports(path: Path) -> list[tuple[str, str]]:
-    """The `(module, code)` pairs one notebook exports, in cell order."""
+class Export(typing.NamedTuple):
+    """One exported cell: its module, its code and where it comes from."""
+
+    module: str
+    code: str
+    chapter: str  # the notebook's title
+    section: str  # the heading the cell sits under ("" before the first section)
+
+
+def notebook_exports(path: Path) -> list[Export]:
+    """The cells one notebook exports, in cell order, each with its chapter and section."""
     notebook = jupytext.read(path)
     default: str | None = None
-    exports: list[tuple[str, str]] = []
+    chapter, section = path.stem, ""
+    exports: list[Export] = []
     for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            for match in HEADING.finditer(cell.source):
+                level, title = len(match[1]), match[2].strip()
+                if level == 1:
+                    chapter, section = title, ""
+                else:
+                    section = title
+            continue
         if cell.cell_type != "code":
             continue
         directives, body = split_directives(cell.source)
@@ -70,8 +98,46 @@ def notebook_exports(path: Path) -> list[tuple[str, str]]:
             if not MODULE_NAME.match(module):
                 raise ExportError(f"{path.name}: bad module name {module!r}")
             if body:
-                exports.append((module, body))
+                exports.append(Export(module, body, chapter, section))
     return exports
+
+
+def public_names(code: str, where: str) -> list[str]:
+    """The public names a cell defines at module level (functions, classes, assignments)."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as error:
+        message = f"{where}: export cell does not parse: {error.msg} (line {error.lineno})"
+        raise ExportError(message) from None
+    names: list[str] = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    if target.id == "__all__":
+                        raise ExportError(f"{where}: __all__ is generated; do not write it")
+                    names.append(target.id)
+    return [name for name in names if not name.startswith("_")]
+
+
+def marker(source: str, export: Export) -> str:
+    """The comment written before each exported cell: notebook, chapter and section."""
+    where = f"{source}: {export.chapter}" + (f" / {export.section}" if export.section else "")
+    return "\n".join(textwrap.wrap(where, 96, initial_indent="# %% ", subsequent_indent="#    "))
+
+
+def module_path(package_dir: Path, module: str) -> Path:
+    return package_dir.joinpath(*module.split(".")).with_suffix(".py")
+
+
+def all_block(names: list[str]) -> str:
+    unique = sorted(set(names), key=lambda name: (name.lower(), name))
+    if not unique:
+        return "__all__: list[str] = []\n"
+    return "__all__ = [\n" + "".join(f'    "{name}",\n' for name in unique) + "]\n"
 
 
 def header(sources: list[str]) -> str:
@@ -85,14 +151,22 @@ def render_modules(notebook_dir: Path, package_dir: Path) -> dict[Path, str]:
     """Map every generated file of the package to the text it must hold."""
     cells: dict[str, list[str]] = {}
     sources: dict[str, list[str]] = {}
+    names: dict[str, list[str]] = {}
     for path in sorted(notebook_dir.glob("*.md")):
         relative = path.relative_to(notebook_dir.parent).as_posix()
-        for module, body in notebook_exports(path):
-            cells.setdefault(module, []).append(body)
-            if relative not in sources.setdefault(module, []):
-                sources[module].append(relative)
+        for export in notebook_exports(path):
+            where = f"{path.name} ({export.section or export.chapter})"
+            names.setdefault(export.module, []).extend(public_names(export.code, where))
+            code = marker(relative, export) + "\n" + export.code
+            cells.setdefault(export.module, []).append(code)
+            if relative not in sources.setdefault(export.module, []):
+                sources[export.module].append(relative)
     return {
-        package_dir / f"{module}.py": header(sources[module]) + "\n" + "\n\n\n".join(bodies) + "\n"
+        module_path(package_dir, module): header(sources[module])
+        + "\n"
+        + "\n\n\n".join(bodies)
+        + "\n\n\n"
+        + all_block(names[module])
         for module, bodies in cells.items()
     }
 
@@ -100,15 +174,18 @@ def render_modules(notebook_dir: Path, package_dir: Path) -> dict[Path, str]:
 def format_notebook(path: Path) -> bool:
     """Format every export cell of `path` in place with `ruff format`; True if changed."""
     text = original = path.read_text(encoding="utf-8")
-    for _, body in notebook_exports(path):
-        formatted = subprocess.run(
-            [sys.executable, "-m", "ruff", "format", "--stdin-filename", "cell.py", "-"],
-            input=body,
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=ROOT,
-        ).stdout.strip("\n")
+    for export in notebook_exports(path):
+        body = export.code
+        formatted = body
+        for command in (["check", "--select", "I", "--fix-only", "--exit-zero"], ["format"]):
+            formatted = subprocess.run(
+                [sys.executable, "-m", "ruff", *command, "--stdin-filename", "cell.py", "-"],
+                input=formatted,
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=ROOT,
+            ).stdout.strip("\n")
         if formatted != body:
             if text.count(body) != 1:
                 raise ExportError(f"{path.name}: cannot place formatted cell (code occurs twice)")
@@ -129,12 +206,13 @@ def stale_files(expected: dict[Path, str], package_dir: Path) -> list[str]:
     problems = []
     for path, text in expected.items():
         if not path.exists():
-            problems.append(f"missing: {path.name}")
+            problems.append(f"missing: {path.relative_to(package_dir).as_posix()}")
         elif path.read_text(encoding="utf-8") != text:
-            problems.append(f"stale: {path.name}")
-    for path in sorted(package_dir.glob("*.py")):
+            problems.append(f"stale: {path.relative_to(package_dir).as_posix()}")
+    for path in sorted(package_dir.rglob("*.py")):
         if path not in expected and is_generated(path):
-            problems.append(f"orphaned (no notebook exports it): {path.name}")
+            name = path.relative_to(package_dir).as_posix()
+            problems.append(f"orphaned (no notebook exports it): {name}")
     return problems
 
 
@@ -142,12 +220,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 when stale")
     parser.add_argument("--format", action="store_true", help="ruff-format export cells first")
+    parser.add_argument(
+        "only", nargs="*", type=Path, help="with --format: format only these notebooks"
+    )
     parser.add_argument("--notebooks", type=Path, default=ROOT / "notebooks")
     parser.add_argument("--package", type=Path, default=ROOT / "ropelib")
     args = parser.parse_args(argv)
     try:
         if args.format and not args.check:
-            for path in sorted(args.notebooks.glob("*.md")):
+            for path in args.only or sorted(args.notebooks.glob("*.md")):
                 if format_notebook(path):
                     print(f"formatted {path.relative_to(args.notebooks.parent)}")
         expected = render_modules(args.notebooks, args.package)
@@ -164,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     args.package.mkdir(parents=True, exist_ok=True)
     for path, text in expected.items():
         if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            init = path.parent / "__init__.py"
+            if path.parent != args.package and not init.exists():
+                init.write_text(f'"""{path.parent.name}: see the modules of this package."""\n')
             path.write_text(text, encoding="utf-8")
             print(f"wrote {path.relative_to(args.package.parent)}")
     for problem in problems:
