@@ -1,7 +1,6 @@
-# generated from notebooks/01_rope.md, notebooks/04_training.md, notebooks/05_crope.md,
-#   notebooks/06_rope_equation.md, notebooks/08_hdd_rope.md by tools/export.py, do not edit
+# generated from notebooks/94_benchmarks.md by tools/export.py, do not edit
 
-# %% notebooks/01_rope.md: Rotary position embeddings from first principles / Speed
+# %% notebooks/94_benchmarks.md: Benchmarks / RoPE: speed
 """Benchmarks for `python -m ropelib bench NAME`: ratios measured side by side in one process."""
 
 from __future__ import annotations
@@ -50,7 +49,7 @@ def print_ratios(title: str, times: dict[str, float], reference: str) -> None:
         print(f"  {name:<{width}}  {seconds * 1e3:9.3f} ms  {ratio:6.2f}x {reference}")
 
 
-# %% notebooks/01_rope.md: Rotary position embeddings from first principles / Speed
+# %% notebooks/94_benchmarks.md: Benchmarks / RoPE: speed
 class _CopyBothWays(torch.autograd.Function):
     """The memory floor of an elementwise op: copy forward, copy the gradient backward."""
 
@@ -119,7 +118,7 @@ def bench_rope(
     return times
 
 
-# %% notebooks/04_training.md: Training / Speed
+# %% notebooks/94_benchmarks.md: Benchmarks / Training: speed
 @register_benchmark("train")
 def bench_train(
     quick: bool = False, repeats: int | None = None, schemes: list[str] | None = None
@@ -201,8 +200,7 @@ def bench_train(
     return times
 
 
-# %% notebooks/05_crope.md: CRoPE: queries, keys and values as complex-linear maps / Speed of
-#    the projection
+# %% notebooks/94_benchmarks.md: Benchmarks / CRoPE: speed of the projection
 def _gauss_complex_linear(x: torch.Tensor, real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
     """(A + iB)(x_r + i x_i) with three real GEMMs (Gauss): the alternative that was measured."""
     x_r, x_i = x[..., 0::2], x[..., 1::2]
@@ -256,7 +254,7 @@ def bench_crope(
     return results
 
 
-# %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / Speed and memory
+# %% notebooks/94_benchmarks.md: Benchmarks / ComRoPE: speed and memory
 def saved_tensor_bytes(fn: Callable[[], torch.Tensor]) -> int:
     """Bytes of the distinct tensors autograd saves for backward while `fn()` runs."""
     seen: dict[tuple, int] = {}
@@ -361,7 +359,7 @@ def bench_comrope(quick: bool = False, repeats: int | None = None) -> dict[str, 
     return times
 
 
-# %% notebooks/08_hdd_rope.md: HDD-RoPE: data-dependent rotations composed by a scan / Speed
+# %% notebooks/94_benchmarks.md: Benchmarks / HDD-RoPE: speed
 @register_benchmark("hdd")
 def bench_hdd(quick: bool = False, repeats: int | None = None) -> dict[str, dict[str, float]]:
     """Associative scan vs sequential loop, and an HDD-RoPE training step vs RoPE."""
