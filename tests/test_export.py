@@ -9,6 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 import export  # noqa: E402
+import jupytext  # noqa: E402
 
 NOTEBOOK = """---
 jupytext:
@@ -139,13 +140,79 @@ def test_export_before_default_exp_is_an_error(tmp_path, capsys):
     assert "before any '#| default_exp'" in capsys.readouterr().err
 
 
-def test_format_rewrites_export_cells_only(tmp_path):
+def test_format_rewrites_code_cells(tmp_path):
     notebooks, package = make_project(tmp_path)
     path = notebooks / "01_demo.md"
     path.write_text(path.read_text().replace("return 1", "return   (1)"))
     assert run(notebooks, package, "--format") == 0
     assert "return 1" in path.read_text() and "return   (1)" not in path.read_text()
     assert "assert first() == 1  # not exported" in path.read_text()
+
+
+FORMAT_CELLS = """
+```{{code-cell}} ipython3
+:tags: [hide-input]
+
+#| export
+import sys
+import os
+def third(): return [{numbers}]
+```
+
+```{{code-cell}} ipython3
+import sys
+import os
+values = [{numbers}]
+```
+
+```{{code-cell}} ipython3
+%timeit   values  =  [1]
+```
+
+```{{code-cell}} ipython3
+values = [{numbers}]
+```
+
+```{{code-cell}} ipython3
+def broken(:
+```
+"""
+
+
+def test_format_wraps_every_code_cell_at_the_books_88_columns(tmp_path, capsys):
+    notebooks, package = make_project(tmp_path)
+    path = notebooks / "01_demo.md"
+    numbers = ", ".join(f"{i:03d}" for i in range(100, 125))  # one 124-column line
+    path.write_text(path.read_text() + FORMAT_CELLS.format(numbers=numbers))
+    before = jupytext.read(path)
+    assert run(notebooks, package, "--format") == 0
+    after = jupytext.read(path)
+    cells = [cell.source for cell in after.cells if cell.cell_type == "code"]
+    export_cell, plain, magic, repeated, broken = cells[-5:]
+    for cell in (export_cell, plain, repeated):
+        assert max(map(len, cell.splitlines())) <= 88, cell
+        assert "    100,\n" in cell  # the long list is wrapped one item a line, not cut
+    # the directive stays on top; an export cell's imports are sorted, other cells' are not
+    assert export_cell.startswith("#| export\nimport os\nimport sys\n\n\ndef third():")
+    assert plain.startswith("import sys\nimport os\n")
+    assert magic == "%timeit   values  =  [1]"  # IPython, not Python: left as written
+    assert broken == "def broken(:"  # does not parse: left as written, and said so
+    assert "left as written" in capsys.readouterr().err
+    # markdown, cell metadata and cell order are untouched
+    assert [c.metadata for c in after.cells] == [c.metadata for c in before.cells]
+    markdown = [c.source for c in after.cells if c.cell_type == "markdown"]
+    assert markdown == [c.source for c in before.cells if c.cell_type == "markdown"]
+    assert "def third" in (package / "demo.py").read_text()
+    text = path.read_text()
+    assert run(notebooks, package, "--format") == 0 and path.read_text() == text  # idempotent
+
+
+def test_format_rejects_an_export_cell_that_does_not_parse(tmp_path, capsys):
+    notebooks, package = make_project(tmp_path)
+    path = notebooks / "01_demo.md"
+    path.write_text(path.read_text().replace("OTHER = True", "OTHER = (True"))
+    assert run(notebooks, package, "--format") == 2
+    assert "01_demo.md:" in capsys.readouterr().err
 
 
 def test_the_repository_is_in_sync():

@@ -14,8 +14,9 @@ names its cells define at module level; a cell must not write `__all__` itself.
 
     python tools/export.py           # (re)write ropelib/*.py
     python tools/export.py --check   # write nothing; exit 1 when ropelib/ is stale or missing
-    python tools/export.py --format [NOTEBOOK ...]  # first sort imports and `ruff format` the
-                                                     # export cells (all notebooks by default)
+    python tools/export.py --format [NOTEBOOK ...]  # first `ruff format` every code cell at
+                                                     # the book's 88 columns, export cells with
+                                                     # sorted imports (all notebooks by default)
 
 Files in `ropelib/` that start with the generated header but are no longer produced by any
 notebook count as stale too, so deleting an export cell cannot leave an orphan module behind.
@@ -171,25 +172,101 @@ def render_modules(notebook_dir: Path, package_dir: Path) -> dict[Path, str]:
     }
 
 
+BOOK_WIDTH = 88  # the book's code column at 1280 px; modules are linted at the project's 100
+MAGIC = re.compile(r"^\s*[%!]")  # IPython magics and shell escapes: not Python, left as written
+CELL_FENCE = re.compile(r"^(`{3,}|~{3,})\{code-cell\}", re.M)
+
+
+def _ruff(arguments: list[str], code: str) -> str:
+    """`ruff ARGUMENTS -` on `code` at the book's width; raises ExportError if it cannot parse."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ruff", *arguments, "--line-length", str(BOOK_WIDTH)]
+        + ["--stdin-filename", "cell.py", "-"],
+        input=code,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    if done.returncode != 0:
+        message = (done.stderr.strip().splitlines() or ["ruff failed"])[-1]
+        raise ExportError(message)
+    return done.stdout.strip("\n")
+
+
+def format_cell(source: str, *, sort_imports: bool) -> str:
+    """One code cell formatted at 88 columns, its leading `#|` directive lines kept on top."""
+    lines = source.splitlines()
+    split = 0
+    while split < len(lines) and (
+        not lines[split].strip() or DIRECTIVE.match(lines[split].strip())
+    ):
+        split += 1
+    head, body = "\n".join(lines[:split]), "\n".join(lines[split:]).strip("\n")
+    if not body:
+        return source
+    formatted = body
+    if sort_imports:
+        formatted = _ruff(["check", "--select", "I", "--fix-only", "--exit-zero"], formatted)
+    formatted = _ruff(["format"], formatted)
+    if formatted == body:
+        return source
+    return (head.rstrip("\n") + "\n" if head.strip() else "") + formatted
+
+
+def _cell_starts(text: str) -> list[int]:
+    """Offsets just past each `{code-cell}` fence line."""
+    return [text.index("\n", match.start()) + 1 for match in CELL_FENCE.finditer(text)]
+
+
+CELL_OPTIONS = re.compile(r"(?:(?::[^\n]*\n)*|---\n(?:[^\n]*\n)*?---\n)\s*")
+
+
+def _locate(text: str, source: str, starts: list[int], cursor: int) -> int | None:
+    """Where a code cell's source begins: right after its fence and options, past `cursor`."""
+    for start in starts:
+        if start < cursor:
+            continue
+        found = text.find(source, start)
+        if found < 0:
+            return None
+        if CELL_OPTIONS.fullmatch(text[start:found]):
+            return found
+    return None
+
+
 def format_notebook(path: Path) -> bool:
-    """Format every export cell of `path` in place with `ruff format`; True if changed."""
-    text = original = path.read_text(encoding="utf-8")
-    for export in notebook_exports(path):
-        body = export.code
-        formatted = body
-        for command in (["check", "--select", "I", "--fix-only", "--exit-zero"], ["format"]):
-            formatted = subprocess.run(
-                [sys.executable, "-m", "ruff", *command, "--stdin-filename", "cell.py", "-"],
-                input=formatted,
-                capture_output=True,
-                text=True,
-                check=True,
-                cwd=ROOT,
-            ).stdout.strip("\n")
-        if formatted != body:
-            if text.count(body) != 1:
-                raise ExportError(f"{path.name}: cannot place formatted cell (code occurs twice)")
-            text = text.replace(body, formatted)
+    """Format every code cell of `path` in place at 88 columns; True if the file changed.
+
+    Export cells also get their imports sorted. Cells with IPython magics or shell escapes
+    (`%`, `!` lines) are left as written, and so are other cells that do not parse; an export
+    cell that does not parse is an error.
+    """
+    original = path.read_text(encoding="utf-8")
+    notebook = jupytext.read(path)
+    starts = _cell_starts(original)
+    pieces: list[str] = []
+    cursor = 0
+    for cell in notebook.cells:
+        source = cell.source.strip("\n")
+        if cell.cell_type != "code" or not source:
+            continue
+        at = _locate(original, source, starts, cursor)
+        if at is None:
+            raise ExportError(f"{path.name}: cannot place a code cell in the file")
+        directives, _ = split_directives(source)
+        line = original.count("\n", 0, at) + 1
+        if any(MAGIC.match(text) for text in source.splitlines()):
+            continue
+        try:
+            formatted = format_cell(source, sort_imports="export" in directives)
+        except ExportError as error:
+            if "export" in directives:
+                raise ExportError(f"{path.name}:{line}: export cell: {error}") from None
+            print(f"{path.name}:{line}: left as written: {error}", file=sys.stderr)
+            continue
+        pieces += [original[cursor:at], formatted]
+        cursor = at + len(source)
+    text = "".join(pieces) + original[cursor:]
     if text != original:
         path.write_text(text, encoding="utf-8")
     return text != original
@@ -219,7 +296,9 @@ def stale_files(expected: dict[Path, str], package_dir: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 when stale")
-    parser.add_argument("--format", action="store_true", help="ruff-format export cells first")
+    parser.add_argument(
+        "--format", action="store_true", help="ruff-format code cells at 88 columns first"
+    )
     parser.add_argument(
         "only", nargs="*", type=Path, help="with --format: format only these notebooks"
     )
