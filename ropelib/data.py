@@ -1,6 +1,6 @@
-# generated from notebooks/03_data.md by tools/export.py, do not edit
+# generated from notebooks/91_data.md by tools/export.py, do not edit
 
-# %% notebooks/03_data.md: Data: corpora, tokenizers and batches / Corpora
+# %% notebooks/91_data.md: Data: corpora, tokenizers and batches / Corpora
 from __future__ import annotations
 
 import hashlib
@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from ropelib.files import atomic_write
 
 CORPORA = ("shakespeare", "bible", "tinystories", "wikitext103", "openwebtext")
 
@@ -36,7 +37,11 @@ HF_CORPORA = {
 
 
 def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or value <= 0
+    ):
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
@@ -64,7 +69,9 @@ def load_hf_text(
             "the Hugging Face corpora need `datasets`: pip install 'ropelib[online]'"
         ) from error
     if not isinstance(path_or_name, str) or not path_or_name:
-        raise ValueError(f"path_or_name must be a dataset id or builder name, got {path_or_name!r}")
+        raise ValueError(
+            f"path_or_name must be a dataset id or builder name, got {path_or_name!r}"
+        )
     if max_documents is not None:
         max_documents = _check_positive_int("max_documents", max_documents)
     if isinstance(data_files, (str, os.PathLike)):
@@ -133,7 +140,9 @@ def load_text(corpus: str, *, max_documents: int | None = None) -> str:
     Defined in notebooks/03_data.md.
     """
     if not isinstance(corpus, (str, os.PathLike)):
-        raise ValueError(f"corpus must be one of {CORPORA} or a file path, got {corpus!r}")
+        raise ValueError(
+            f"corpus must be one of {CORPORA} or a file path, got {corpus!r}"
+        )
     if max_documents is not None and corpus not in HF_CORPORA:
         raise ValueError(
             f"max_documents applies to the corpora {tuple(HF_CORPORA)} only, not {corpus!r}"
@@ -157,37 +166,28 @@ def load_text(corpus: str, *, max_documents: int | None = None) -> str:
     return text
 
 
-# %% notebooks/03_data.md: Data: corpora, tokenizers and batches / Tokenizers
-def _as_id_array(ids: Sequence[int] | np.ndarray | torch.Tensor, vocab_size: int) -> np.ndarray:
+# %% notebooks/91_data.md: Data: corpora, tokenizers and batches / Tokenizers
+def _as_id_array(
+    ids: Sequence[int] | np.ndarray | torch.Tensor, vocab_size: int
+) -> np.ndarray:
     # Token ids as a 1-d int64 array, checked against the vocabulary.
     if isinstance(ids, torch.Tensor):
         ids = ids.detach().cpu().numpy()
     array = np.asarray(ids)
     if array.size == 0:
         return np.zeros(0, dtype=np.int64)
-    if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer) or array.dtype == bool:
-        raise ValueError(f"ids must be a 1-d sequence of integers, got {array.dtype} {array.shape}")
+    if (
+        array.ndim != 1
+        or not np.issubdtype(array.dtype, np.integer)
+        or array.dtype == bool
+    ):
+        raise ValueError(
+            f"ids must be a 1-d sequence of integers, got {array.dtype} {array.shape}"
+        )
     if array.min() < 0 or array.max() >= vocab_size:
         bad = array[(array < 0) | (array >= vocab_size)][:5].tolist()
         raise ValueError(f"ids must be integers in [0, {vocab_size}), got {bad!r}")
     return array.astype(np.int64, copy=False)
-
-
-def _atomic_write(path: Path, data: bytes | memoryview) -> None:
-    # Write a sibling temporary file, flush it to disk, then rename it over `path`: a reader sees
-    # the old file or the complete new one, never a prefix of it.
-    path = Path(path)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp's 0o600 would hide a shared cache from other users
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 class CharTokenizer:
@@ -203,7 +203,9 @@ class CharTokenizer:
             raise ValueError("text must be a non-empty string")
         self.chars = sorted(set(text))
         # sorted characters are sorted code points: encoding is a binary search
-        self._code_points = np.array([ord(char) for char in self.chars], dtype=np.uint32)
+        self._code_points = np.array(
+            [ord(char) for char in self.chars], dtype=np.uint32
+        )
 
     @property
     def vocab_size(self) -> int:
@@ -219,17 +221,23 @@ class CharTokenizer:
         known = self._code_points[np.minimum(ids, self.vocab_size - 1)] == code_points
         if not known.all():
             unknown = sorted({chr(c) for c in code_points[~known][:1000]})
-            raise ValueError(f"text has characters outside the vocabulary: {unknown[:10]!r}")
+            raise ValueError(
+                f"text has characters outside the vocabulary: {unknown[:10]!r}"
+            )
         return ids.tolist()
 
     def decode(self, ids: Sequence[int] | np.ndarray | torch.Tensor) -> str:
         """The characters with indices `ids`."""
-        return self._code_points[_as_id_array(ids, self.vocab_size)].tobytes().decode("utf-32-le")
+        return (
+            self._code_points[_as_id_array(ids, self.vocab_size)]
+            .tobytes()
+            .decode("utf-32-le")
+        )
 
     def save(self, path: str | Path) -> None:
         """Write the vocabulary to a JSON file (atomically)."""
         data = {"type": self.kind, "chars": "".join(self.chars)}
-        _atomic_write(Path(path), json.dumps(data, ensure_ascii=True).encode())
+        atomic_write(Path(path), json.dumps(data, ensure_ascii=True).encode())
 
     @classmethod
     def load(cls, path: str | Path) -> CharTokenizer:
@@ -244,15 +252,19 @@ def _read_json(path: str | Path, name: str) -> dict:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{name}: cannot read JSON from {str(path)!r}: {error}") from error
+        raise ValueError(
+            f"{name}: cannot read JSON from {str(path)!r}: {error}"
+        ) from error
     if not isinstance(data, dict):
         raise ValueError(f"{name}: {str(path)!r} does not hold a JSON object")
     return data
 
 
-# %% notebooks/03_data.md: Data: corpora, tokenizers and batches / Tokenizers
+# %% notebooks/91_data.md: Data: corpora, tokenizers and batches / Tokenizers
 _BYTE_ALPHABET = 256
-_CHUNK_CHARS = 1 << 10  # `tokenizers` slows down on long inputs: 64K-character pieces cost 2x
+_CHUNK_CHARS = (
+    1 << 10
+)  # `tokenizers` slows down on long inputs: 64K-character pieces cost 2x
 
 
 def _chunks(text: str, size: int = _CHUNK_CHARS) -> list[str]:
@@ -282,7 +294,9 @@ class BPETokenizer:
         import tokenizers
 
         if not isinstance(tokenizer, tokenizers.Tokenizer):
-            raise ValueError(f"tokenizer must be a tokenizers.Tokenizer, got {type(tokenizer)}")
+            raise ValueError(
+                f"tokenizer must be a tokenizers.Tokenizer, got {type(tokenizer)}"
+            )
         self.tokenizer = tokenizer
 
     @property
@@ -297,7 +311,9 @@ class BPETokenizer:
         pieces = _chunks(text)
         if len(pieces) <= 1:
             return self.tokenizer.encode(text).ids
-        return [i for encoding in self.tokenizer.encode_batch(pieces) for i in encoding.ids]
+        return [
+            i for encoding in self.tokenizer.encode_batch(pieces) for i in encoding.ids
+        ]
 
     def decode(self, ids: Sequence[int] | np.ndarray | torch.Tensor) -> str:
         """The text of the token ids `ids`."""
@@ -305,7 +321,7 @@ class BPETokenizer:
 
     def save(self, path: str | Path) -> None:
         """Write the tokenizer to a JSON file (atomically), in HF `tokenizers` format."""
-        _atomic_write(Path(path), self.tokenizer.to_str().encode())
+        atomic_write(Path(path), self.tokenizer.to_str().encode())
 
     @classmethod
     def load(cls, path: str | Path) -> BPETokenizer:
@@ -315,7 +331,9 @@ class BPETokenizer:
         try:
             return cls(tokenizers.Tokenizer.from_file(os.fspath(path)))
         except Exception as error:  # tokenizers raises a plain Exception on bad files
-            raise ValueError(f"path: cannot read a BPE tokenizer from {str(path)!r}") from error
+            raise ValueError(
+                f"path: cannot read a BPE tokenizer from {str(path)!r}"
+            ) from error
 
 
 def train_bpe(text: str, vocab_size: int) -> BPETokenizer:
@@ -352,10 +370,14 @@ def load_tokenizer(path: str | Path) -> CharTokenizer | BPETokenizer:
     Defined in notebooks/03_data.md.
     """
     data = _read_json(path, "path")
-    return CharTokenizer.load(path) if data.get("type") == "char" else BPETokenizer.load(path)
+    return (
+        CharTokenizer.load(path)
+        if data.get("type") == "char"
+        else BPETokenizer.load(path)
+    )
 
 
-# %% notebooks/03_data.md: Data: corpora, tokenizers and batches / Token files
+# %% notebooks/91_data.md: Data: corpora, tokenizers and batches / Token files
 def token_dtype(vocab_size: int) -> np.dtype:
     """The dtype of stored token ids: uint16 when vocab_size < 2**16, else uint32.
 
@@ -367,7 +389,7 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16) if vocab_size < 2**16 else np.dtype(np.uint32)
 
 
-# %% notebooks/03_data.md: Data: corpora, tokenizers and batches / Token files
+# %% notebooks/91_data.md: Data: corpora, tokenizers and batches / Token files
 TOKENIZERS = ("bpe", "char")
 _CACHE_FORMAT = 1
 
@@ -415,7 +437,8 @@ def _read_cache(directory: Path) -> dict | None:
         problems = [
             name
             for name, size in meta["files"].items()
-            if not (directory / name).is_file() or (directory / name).stat().st_size != size
+            if not (directory / name).is_file()
+            or (directory / name).stat().st_size != size
         ]
         for split in ("train", "val"):
             if meta["files"][f"{split}.bin"] != meta[f"{split}_tokens"] * itemsize:
@@ -434,10 +457,17 @@ def _read_cache(directory: Path) -> dict | None:
 
 
 def _build_cache(
-    directory: Path, text: str, corpus: str, tokenizer: str, vocab_size: int, val_fraction: float
+    directory: Path,
+    text: str,
+    corpus: str,
+    tokenizer: str,
+    vocab_size: int,
+    val_fraction: float,
 ) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "meta.json").unlink(missing_ok=True)  # invalid until the new files are complete
+    (directory / "meta.json").unlink(
+        missing_ok=True
+    )  # invalid until the new files are complete
     if tokenizer == "bpe":
         tok = train_bpe(text[: int(len(text) * (1 - val_fraction))] or text, vocab_size)
     else:
@@ -453,7 +483,9 @@ def _build_cache(
     splits = {"train.bin": tokens[:-val_tokens], "val.bin": tokens[-val_tokens:]}
     tok.save(directory / "tokenizer.json")
     for name, array in splits.items():
-        _atomic_write(directory / name, memoryview(np.ascontiguousarray(array)).cast("B"))
+        atomic_write(
+            directory / name, memoryview(np.ascontiguousarray(array)).cast("B")
+        )
     meta = {
         "format": _CACHE_FORMAT,
         "corpus": corpus,
@@ -470,7 +502,7 @@ def _build_cache(
             for name in ("tokenizer.json", "train.bin", "val.bin")
         },
     }
-    _atomic_write(directory / "meta.json", json.dumps(meta, indent=1).encode())
+    atomic_write(directory / "meta.json", json.dumps(meta, indent=1).encode())
 
 
 def prepare_dataset(
@@ -498,7 +530,9 @@ def prepare_dataset(
             )
         token_dtype(vocab_size)  # checks the upper bound
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)):
-        raise ValueError(f"val_fraction must be a number in (0, 1), got {val_fraction!r}")
+        raise ValueError(
+            f"val_fraction must be a number in (0, 1), got {val_fraction!r}"
+        )
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
     if not isinstance(data_dir, (str, os.PathLike)):
@@ -519,7 +553,9 @@ def prepare_dataset(
         _build_cache(directory, text, str(corpus), tokenizer, vocab_size, val_fraction)
         meta = _read_cache(directory)
         if meta is None:  # another process rebuilt it meanwhile with different results
-            raise RuntimeError(f"the data cache {directory} changed while it was written")
+            raise RuntimeError(
+                f"the data cache {directory} changed while it was written"
+            )
     train, val = (
         np.memmap(directory / f"{split}.bin", dtype=meta["dtype"], mode="r")
         for split in ("train", "val")
@@ -534,10 +570,12 @@ def prepare_dataset(
     )
 
 
-# %% notebooks/03_data.md: Data: corpora, tokenizers and batches / Batches
+# %% notebooks/91_data.md: Data: corpora, tokenizers and batches / Batches
 def _check_tokens(tokens: np.ndarray, block_size: int, windows: str) -> None:
     if not isinstance(tokens, np.ndarray) or tokens.ndim != 1:
-        raise ValueError(f"tokens must be a 1-d numpy array of token ids, got {type(tokens)}")
+        raise ValueError(
+            f"tokens must be a 1-d numpy array of token ids, got {type(tokens)}"
+        )
     if not np.issubdtype(tokens.dtype, np.integer):
         raise ValueError(f"tokens must hold integers, got dtype {tokens.dtype}")
     if len(tokens) < block_size + 1:
@@ -547,10 +585,14 @@ def _check_tokens(tokens: np.ndarray, block_size: int, windows: str) -> None:
         )
 
 
-def _windows(tokens: np.ndarray, starts: np.ndarray, block_size: int, device: torch.device):
+def _windows(
+    tokens: np.ndarray, starts: np.ndarray, block_size: int, device: torch.device
+):
     # [B] starts -> x, y [B, T] int64, y shifted one token right of x
     offsets = np.asarray(starts, dtype=np.int64)[:, None] + np.arange(block_size + 1)
-    window = torch.from_numpy(np.asarray(tokens[offsets], dtype=np.int64).view(np.ndarray))
+    window = torch.from_numpy(
+        np.asarray(tokens[offsets], dtype=np.int64).view(np.ndarray)
+    )
     x, y = window[:, :-1].contiguous(), window[:, 1:].contiguous()
     if device.type == "cuda":  # pinned host memory lets the copy overlap with compute
         return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(
@@ -574,13 +616,15 @@ def get_batch(
     batch_size = _check_positive_int("batch_size", batch_size)
     block_size = _check_positive_int("block_size", block_size)
     if not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        raise ValueError(
+            f"generator must be a torch.Generator, got {type(generator).__name__}"
+        )
     _check_tokens(tokens, block_size, "a window")
     starts = torch.randint(len(tokens) - block_size, (batch_size,), generator=generator)
     return _windows(tokens, starts.numpy(), block_size, torch.device(device))
 
 
-# %% notebooks/03_data.md: Data: corpora, tokenizers and batches / Evaluation windows
+# %% notebooks/91_data.md: Data: corpora, tokenizers and batches / Evaluation windows
 def iter_eval_batches(
     tokens: np.ndarray,
     batch_size: int,
@@ -598,7 +642,9 @@ def iter_eval_batches(
     max_batches = _check_positive_int("max_batches", max_batches)
     _check_tokens(tokens, block_size, "one window")
     count = min(max_batches * batch_size, (len(tokens) - 1) // block_size)
-    starts = np.linspace(0, len(tokens) - block_size - 1, num=count).round().astype(np.int64)
+    starts = (
+        np.linspace(0, len(tokens) - block_size - 1, num=count).round().astype(np.int64)
+    )
     device = torch.device(device)
     # checked above, batches made lazily below
     return (

@@ -1,4 +1,4 @@
-"""Tests of ropelib.data (built in notebooks/03_data.md): tokenizers, the token cache, batches."""
+"""Tests of ropelib.data (appendix *The data pipeline*): tokenizers, the token cache, batches."""
 
 from __future__ import annotations
 
@@ -363,20 +363,20 @@ def test_damaged_cache_is_rebuilt(tmp_path, corpus_file, damage):
 def test_interrupted_build_leaves_no_trusted_cache(tmp_path, corpus_file, monkeypatch):
     import ropelib.data
 
-    original = ropelib.data._atomic_write
+    original = ropelib.data.atomic_write
 
     def crash_on_val(path, data):
         if Path(path).name == "val.bin":
             raise KeyboardInterrupt
         original(path, data)
 
-    monkeypatch.setattr(ropelib.data, "_atomic_write", crash_on_val)
+    monkeypatch.setattr(ropelib.data, "atomic_write", crash_on_val)
     with pytest.raises(KeyboardInterrupt):
         prepare_dataset(corpus_file, "char", data_dir=tmp_path / "cache")
     (directory,) = (tmp_path / "cache").iterdir()
     assert (directory / "train.bin").exists() and not (directory / "val.bin").exists()
     assert not (directory / "meta.json").exists() and not list(directory.glob("*.tmp"))
-    monkeypatch.setattr(ropelib.data, "_atomic_write", original)
+    monkeypatch.setattr(ropelib.data, "atomic_write", original)
     data = prepare_dataset(corpus_file, "char", data_dir=tmp_path / "cache")
     assert data.tokenizer.decode(np.concatenate([data.train, data.val])) == TEXT
 

@@ -1,4 +1,4 @@
-"""Data-parallel training (notebooks/04_training.md): two processes under torchrun, Gloo on CPU,
+"""Data-parallel training (appendix *The trainer*): two processes under torchrun, Gloo on CPU,
 reach the losses of one process that sees the same global batch."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 import torch.distributed
 
 from ropelib.data import load_text, prepare_dataset
-from ropelib.train import read_metrics
+from ropelib.train.metrics import read_metrics
 
 pytestmark = pytest.mark.skipif(
     not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),

@@ -1,5 +1,5 @@
-"""The trainer (notebooks/04_training.md): exact resume after SIGKILL, checkpoint integrity,
-schedules and weight-decay groups."""
+"""The trainer (chapter *Training*, appendix *The trainer*): exact resume after SIGKILL,
+checkpoint integrity, schedules and weight-decay groups."""
 
 from __future__ import annotations
 
@@ -17,19 +17,11 @@ import torch
 
 from ropelib.data import load_text, prepare_dataset
 from ropelib.model import GPT
-from ropelib.train import (
-    PRESETS,
-    TrainConfig,
-    config_from_args,
-    configure_optimizer,
-    evaluate_lengths,
-    learning_rate,
-    load_checkpoint,
-    micro_batch,
-    model_config,
-    read_metrics,
-    save_checkpoint,
-)
+from ropelib.train.checkpoint import load_checkpoint, save_checkpoint
+from ropelib.train.config import PRESETS, TrainConfig, config_from_args, model_config
+from ropelib.train.loop import evaluate_lengths, micro_batch
+from ropelib.train.metrics import read_metrics
+from ropelib.train.optim import configure_optimizer, learning_rate
 
 ROOT = Path(__file__).resolve().parent.parent
 # Two runs share two cores here; one thread each is several times faster for a model this small.
@@ -186,7 +178,7 @@ def test_config_survives_a_json_round_trip():
 
 
 def test_experiment_runs_cover_configurations_times_seeds():
-    from ropelib.train import EXPERIMENTS, experiment_runs
+    from ropelib.experiments.runner import EXPERIMENTS, experiment_runs
 
     runs = experiment_runs("pe-basics")
     assert EXPERIMENTS["pe-basics"].seeds == 3 and len(runs) == 9
@@ -204,7 +196,7 @@ def test_run_lock_is_exclusive_and_taken_over_from_dead_processes(tmp_path):
     import subprocess
     import sys
 
-    from ropelib.train import _run_lock
+    from ropelib.experiments.runner import _run_lock
 
     lock = tmp_path / "runs" / "x" / "run.lock"
     with _run_lock(lock) as mine:
@@ -224,7 +216,7 @@ def test_run_lock_is_exclusive_and_taken_over_from_dead_processes(tmp_path):
 
 def test_two_experiment_workers_share_the_runs(tmp_path, monkeypatch):
     """A run claimed by another live worker is skipped, not trained twice."""
-    from ropelib import train as train_module
+    from ropelib.experiments import runner as train_module
 
     calls = []
     monkeypatch.setattr(train_module, "_train_and_record", lambda *a: calls.append(a[1]))
@@ -237,14 +229,14 @@ def test_two_experiment_workers_share_the_runs(tmp_path, monkeypatch):
 
 
 def test_load_model_without_a_checkpoint_is_a_clear_error(tmp_path):
-    from ropelib.train import load_model
+    from ropelib.train.checkpoint import load_model
 
     with pytest.raises(ValueError, match="no checkpoint"):
         load_model(tmp_path)
 
 
 def test_difference_is_the_mean_gap_and_its_standard_error():
-    from ropelib.train import difference
+    from ropelib.experiments.stats import difference
 
     summary = {
         "a": {"seeds": 4, "val_loss 1x": (5.0, 0.2)},

@@ -1,0 +1,219 @@
+# generated from notebooks/03_training.md by tools/export.py, do not edit
+
+# %% notebooks/03_training.md: Training / Experiments
+"""The experiment registry and runner: named lists of runs over seeds, skipped when done."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ropelib.experiments.records import git_commit, hardware, write_record
+from ropelib.train.config import TrainConfig
+from ropelib.train.loop import train
+from ropelib.train.metrics import read_metrics
+
+
+@dataclass
+class Experiment:
+    """Configurations, each run with several seeds. Defined in the chapter *Training*."""
+
+    name: str
+    configs: Callable[[bool], dict[str, TrainConfig]]  # quick -> {label: config}
+    seeds: int = 3
+    description: str = ""
+    # experiments that are not language-model runs bring their own runner and table:
+    # runner(quick=, seeds=, results_dir=, runs_dir=, data_dir=) writes results_dir/*.json
+    # (runs_dir: the root of all experiments' checkpoints); table(results_dir) -> str
+    runner: Callable[..., object] | None = None
+    table: Callable[[Path], str] | None = None
+
+
+EXPERIMENTS: dict[str, Experiment] = {}
+
+
+def register_custom_experiment(
+    name: str,
+    runner: Callable[..., object],
+    table: Callable[[Path], str],
+    seeds: int = 3,
+) -> None:
+    """Register an experiment with its own runner, e.g. images.
+
+    Defined in the chapter *Training*.
+    """
+    description = (
+        (runner.__doc__ or "").strip().splitlines()[0] if runner.__doc__ else ""
+    )
+    EXPERIMENTS[name] = Experiment(
+        name, lambda quick: {}, seeds, description, runner, table
+    )
+
+
+def register_experiment(name: str, seeds: int = 3) -> Callable:
+    """Register `fn(quick) -> {label: config}`. Defined in the chapter *Training*."""
+
+    def decorate(fn: Callable[[bool], dict[str, TrainConfig]]) -> Callable:
+        description = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+        EXPERIMENTS[name] = Experiment(name, fn, seeds, description)
+        return fn
+
+    return decorate
+
+
+# %% notebooks/03_training.md: Training / Experiments
+def experiment_dirs(quick: bool = False) -> tuple[Path, Path]:
+    """(results dir, checkpoint dir) of experiments. Defined in the chapter *Training*."""
+    return (
+        (Path("runs/quick/results"), Path("runs/quick"))
+        if quick
+        else (Path("results"), Path("runs"))
+    )
+
+
+def experiment_runs(
+    name: str, quick: bool = False, seeds: int | None = None
+) -> list[tuple[str, str, TrainConfig]]:
+    """The (run name, label, config) of every run. Defined in the chapter *Training*."""
+    if name not in EXPERIMENTS:
+        raise ValueError(
+            f"experiment must be one of {', '.join(sorted(EXPERIMENTS))}, got {name!r}"
+        )
+    experiment = EXPERIMENTS[name]
+    seeds = seeds if seeds is not None else (1 if quick else experiment.seeds)
+    if seeds < 1:
+        raise ValueError(f"seeds must be a positive integer, got {seeds}")
+    runs = []
+    for label, config in experiment.configs(quick).items():
+        for seed in range(seeds):
+            runs.append(
+                (f"{label}-seed{seed}", label, dataclasses.replace(config, seed=seed))
+            )
+    return runs
+
+
+def run_experiment(
+    name: str,
+    quick: bool = False,
+    seeds: int | None = None,
+    results_dir: str | Path | None = None,
+    runs_dir: str | Path | None = None,
+    data_dir: str | Path | None = None,
+) -> Path:
+    """Train every run that has no result yet. Defined in the chapter *Training*."""
+    default_results, default_runs = experiment_dirs(quick)
+    results = Path(results_dir or default_results) / name
+    checkpoints = Path(runs_dir or default_runs) / name
+    results.mkdir(parents=True, exist_ok=True)
+    experiment = EXPERIMENTS.get(name)
+    if experiment is not None and experiment.runner is not None:
+        experiment.runner(
+            quick=quick,
+            seeds=seeds or experiment.seeds,
+            results_dir=results,
+            runs_dir=checkpoints.parent,
+            data_dir=data_dir,
+        )
+        return results
+    source, machine = git_commit(), hardware()
+    for run, label, config in experiment_runs(name, quick, seeds):
+        path = results / f"{run}.json"
+        if path.exists():
+            print(f"{name}/{run}: done already ({path})")
+            continue
+        with _run_lock(checkpoints / f"{run}.lock") as mine:
+            if (
+                not mine or path.exists()
+            ):  # another worker trains it, or just finished it
+                print(
+                    f"{name}/{run}: {'done already' if mine else 'taken by another worker'}"
+                )
+                continue
+            print(f"{name}/{run}: training")
+            _train_and_record(
+                name,
+                run,
+                label,
+                config,
+                quick,
+                checkpoints,
+                data_dir,
+                path,
+                source,
+                machine,
+            )
+    return results
+
+
+@contextlib.contextmanager
+def _run_lock(lock: Path):
+    """Yield True if this process now owns `lock` (a file holding its pid), else False.
+
+    Several `experiment NAME` processes can share one experiment's runs; a lock left by a
+    process that died is taken over. Defined in the chapter *Training*.
+    """
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                owner = int(lock.read_text() or 0)
+                os.kill(owner, 0)  # raises if no such process
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                lock.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            except PermissionError:
+                pass  # a live process of another user
+            yield False
+            return
+        os.write(handle, str(os.getpid()).encode())
+        os.close(handle)
+        try:
+            yield True
+        finally:
+            lock.unlink(missing_ok=True)
+        return
+    yield False
+
+
+def _train_and_record(
+    name, run, label, config, quick, checkpoints, data_dir, path, source, machine
+) -> None:
+    config = dataclasses.replace(config, out_dir=str(checkpoints / run), resume=True)
+    if data_dir is not None:
+        config = dataclasses.replace(config, data_dir=str(data_dir))
+    metrics = train(config)
+    record = {
+        "experiment": name,
+        "run": run,
+        "label": label,
+        "seed": config.seed,
+        "quick": quick,
+        "config": dataclasses.asdict(config),
+        "git": source,
+        "hardware": machine,
+        "wall_time_s": metrics["wall_time_s"],
+        "final": metrics,
+        "train_loss": metrics["train_loss"],
+        "val_loss": metrics["val_loss"],
+        "history": read_metrics(config.out_dir),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    write_record(path, record)
+
+
+__all__ = [
+    "Experiment",
+    "experiment_dirs",
+    "experiment_runs",
+    "EXPERIMENTS",
+    "register_custom_experiment",
+    "register_experiment",
+    "run_experiment",
+]

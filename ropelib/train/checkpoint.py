@@ -1,0 +1,158 @@
+# generated from notebooks/03_training.md by tools/export.py, do not edit
+
+# %% notebooks/03_training.md: Training / Checkpoints that are complete or absent
+"""Checkpoints that are complete or absent: safetensors plus a JSON manifest, written atomically."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ropelib.files import atomic_write
+from ropelib.train.config import TrainConfig, model_config
+
+CHECKPOINT = "checkpoint.json"
+
+
+def _random_states() -> dict[str, Any]:
+    version, state, gauss = random.getstate()
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    return {
+        "python": [version, list(state), gauss],
+        "numpy": [kind, keys.tolist(), position, has_gauss, cached],
+        "torch": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode(),
+    }
+
+
+def _set_random_states(states: dict[str, Any]) -> None:
+    version, state, gauss = states["python"]
+    random.setstate((version, tuple(state), gauss))
+    kind, keys, position, has_gauss, cached = states["numpy"]
+    np.random.set_state(
+        (kind, np.array(keys, dtype=np.uint32), position, has_gauss, cached)
+    )
+    torch_state = np.frombuffer(
+        base64.b64decode(states["torch"]), dtype=np.uint8
+    ).copy()
+    torch.set_rng_state(torch.from_numpy(torch_state))
+
+
+def save_checkpoint(
+    out_dir: str | Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: dict,
+) -> Path:
+    """Write model, optimiser and `state` atomically. Defined in the chapter *Training*."""
+    from safetensors.torch import save
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tensors = {
+        f"model.{k}": v.detach().cpu().clone() for k, v in model.state_dict().items()
+    }
+    saved = optimizer.state_dict()
+    for index, slots in saved["state"].items():
+        for slot, value in slots.items():
+            tensors[f"optimizer.{index}.{slot}"] = (
+                torch.as_tensor(value).detach().cpu().clone()
+            )
+    data = save({k: v.contiguous() for k, v in tensors.items()})
+    name = f"checkpoint-{state['iter']:08d}.safetensors"
+    atomic_write(out_dir / name, data)
+    manifest = {
+        **state,
+        "tensors": name,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "bytes": len(data),
+        "optimizer_param_groups": saved["param_groups"],
+        "random_states": _random_states(),
+    }
+    atomic_write(out_dir / CHECKPOINT, json.dumps(manifest).encode())
+    for old in out_dir.glob("checkpoint-*.safetensors"):
+        if old.name != name:
+            old.unlink(missing_ok=True)
+    return out_dir / CHECKPOINT
+
+
+def load_checkpoint(out_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict] | None:
+    """Tensors and state of `out_dir`'s checkpoint, or None. Defined in the chapter *Training*."""
+    from safetensors.torch import load
+
+    path = Path(out_dir) / CHECKPOINT
+    if not path.exists():
+        return None
+    fix = f"delete {Path(out_dir)} to start again"
+    try:
+        state = json.loads(path.read_text())
+        tensor_path = Path(out_dir) / state["tensors"]
+        expected = state["sha256"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
+        raise ValueError(
+            f"checkpoint {path} is corrupted or truncated ({error}); {fix}"
+        ) from None
+    if not tensor_path.exists():
+        raise ValueError(
+            f"checkpoint {path} names {tensor_path.name}, which is missing; {fix}"
+        )
+    data = tensor_path.read_bytes()
+    if len(data) != state.get("bytes") or hashlib.sha256(data).hexdigest() != expected:
+        raise ValueError(f"checkpoint {tensor_path} is corrupted or truncated; {fix}")
+    return load(data), state
+
+
+def _restore(model, optimizer, tensors: dict[str, torch.Tensor], state: dict) -> None:
+    model.load_state_dict(
+        {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    )
+    slots: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, index, slot = key.split(".", 2)
+            slots.setdefault(int(index), {})[slot] = value
+    optimizer.load_state_dict(
+        {"state": slots, "param_groups": state["optimizer_param_groups"]}
+    )
+    _set_random_states(state["random_states"])
+
+
+def load_model(
+    out_dir: str | Path, device: str = "cpu"
+) -> tuple[torch.nn.Module, TrainConfig]:
+    """The trained GPT of a run's checkpoint, in eval mode, and the run's config.
+
+    Defined in the chapter *Training*.
+    """
+    from ropelib.model import GPT
+
+    checkpoint = load_checkpoint(out_dir)
+    if checkpoint is None:
+        raise ValueError(f"no checkpoint in {out_dir}: train the run first")
+    tensors, state = checkpoint
+    saved = {
+        k: v
+        for k, v in state["config"].items()
+        if k in TrainConfig.__dataclass_fields__
+    }
+    config = TrainConfig(**saved)
+    vocab_size = tensors["model.transformer.wte.weight"].shape[0]
+    model = GPT(model_config(config, vocab_size))
+    model.load_state_dict(
+        {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    )
+    return model.to(device).eval(), config
+
+
+__all__ = [
+    "CHECKPOINT",
+    "load_checkpoint",
+    "load_model",
+    "save_checkpoint",
+]

@@ -1,0 +1,332 @@
+# generated from notebooks/03_training.md by tools/export.py, do not edit
+
+# %% notebooks/03_training.md: Training / One configuration
+"""The configuration of a training run: one dataclass, its checks, presets and `--key=value`."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import os
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+SCHEDULES = ("cosine", "step")
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "float32", "bfloat16")
+TOKENIZERS = (
+    "bpe",
+    "char",
+)  # as ropelib.data.TOKENIZERS; checked here before any data is read
+MODEL_FIELDS = (
+    "n_layer",
+    "n_head",
+    "n_embd",
+    "block_size",
+    "pe",
+    "dropout",
+    "bias",
+    "rope_base",
+    "pe_options",
+)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on. Defined in the chapter *Training*."""
+
+    # model: ropelib.model.GPTConfig (vocab_size comes from the tokenizer)
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    block_size: int = 256
+    pe: str = "rope"
+    dropout: float = 0.0
+    bias: bool = True
+    rope_base: float = 10000.0
+    pe_options: dict = field(default_factory=dict)
+    # data: ropelib.data.prepare_dataset
+    corpus: str = "shakespeare"
+    tokenizer: str = "bpe"
+    vocab_size: int = 4096
+    data_dir: str = "data"
+    val_fraction: float = 0.1
+    # optimisation: one step sees batch_size * grad_accum sequences of block_size tokens
+    batch_size: int = 16
+    grad_accum: int = 1
+    max_iters: int = 2000
+    lr: float = 1e-3
+    min_lr: float = 1e-4  # the end of the cosine; the step schedule ignores it
+    warmup_iters: int = 100
+    schedule: str = "cosine"
+    gamma: float = 0.8  # step schedule: lr *= gamma every step_size iterations
+    step_size: int = 1000
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float = 1.0  # 0 disables clipping
+    # evaluation, logging, checkpoints
+    eval_interval: int = 250
+    eval_iters: int = 20
+    eval_lengths: tuple[int, ...] = (1, 2, 4)  # multiples of block_size
+    log_interval: int = 10
+    checkpoint_interval: int = 250
+    # where and how
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "auto"
+    compile: bool = False
+    out_dir: str = "runs/train"
+    resume: bool = False
+    progress: bool = True
+
+    def __post_init__(self):
+        hints = typing.get_type_hints(TrainConfig)
+        for item in dataclasses.fields(self):
+            setattr(
+                self,
+                item.name,
+                _coerce(item.name, hints[item.name], getattr(self, item.name)),
+            )
+        _validate(self)
+
+
+# %% notebooks/03_training.md: Training / One configuration
+def _coerce(name: str, hint: Any, value: Any) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is tuple:
+        if not isinstance(value, (tuple, list)):
+            raise ValueError(
+                f"{name} must be a sequence of {args[0].__name__}, got {value!r}"
+            )
+        if args[-1] is not Ellipsis and len(value) != len(args):
+            raise ValueError(
+                f"{name} must have {len(args)} values, got {len(value)}: {value!r}"
+            )
+        return tuple(_coerce(name, args[0], item) for item in value)
+    is_bool = isinstance(value, (bool, np.bool_))
+    if hint is bool and is_bool:
+        return bool(value)
+    if hint is int and isinstance(value, (int, np.integer)) and not is_bool:
+        return int(value)
+    if hint is float and isinstance(value, (int, float, np.number)) and not is_bool:
+        return float(value)
+    if hint in (str, dict) and isinstance(value, hint):
+        return value
+    raise ValueError(f"{name} must be of type {hint.__name__}, got {value!r}")
+
+
+def _require(ok: bool, name: str, accepted: str, value: Any) -> None:
+    if not ok:
+        raise ValueError(f"{name} must be {accepted}, got {value!r}")
+
+
+def _validate(config: TrainConfig) -> None:
+    c = config
+    positive = ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "batch_size")
+    positive += ("grad_accum", "max_iters", "step_size", "eval_interval", "eval_iters")
+    for name in positive + ("log_interval", "checkpoint_interval"):
+        _require(getattr(c, name) > 0, name, "a positive integer", getattr(c, name))
+    _require(
+        c.warmup_iters >= 0, "warmup_iters", "a non-negative integer", c.warmup_iters
+    )
+    _require(math.isfinite(c.lr) and c.lr > 0, "lr", "a positive number", c.lr)
+    _require(0 <= c.min_lr <= c.lr, "min_lr", f"in [0, lr={c.lr}]", c.min_lr)
+    _require(0 < c.gamma <= 1, "gamma", "in (0, 1]", c.gamma)
+    _require(c.weight_decay >= 0, "weight_decay", "non-negative", c.weight_decay)
+    _require(
+        all(0 <= b < 1 for b in c.betas), "betas", "two numbers in [0, 1)", c.betas
+    )
+    _require(
+        c.grad_clip >= 0, "grad_clip", "non-negative (0 disables clipping)", c.grad_clip
+    )
+    _require(0 <= c.dropout < 1, "dropout", "in [0, 1)", c.dropout)
+    _require(c.rope_base > 0, "rope_base", "a positive number", c.rope_base)
+    _require(0 < c.val_fraction < 1, "val_fraction", "in (0, 1)", c.val_fraction)
+    accepted = (
+        "a non-empty list of distinct positive integers (multiples of block_size)"
+    )
+    lengths = c.eval_lengths
+    distinct_positive = (
+        lengths and min(lengths) > 0 and len(set(lengths)) == len(lengths)
+    )
+    _require(distinct_positive, "eval_lengths", accepted, lengths)
+    _require(0 <= c.seed < 2**31, "seed", "an integer in [0, 2**31)", c.seed)
+    for name, choices in [
+        ("schedule", SCHEDULES),
+        ("device", DEVICES),
+        ("dtype", DTYPES),
+    ]:
+        _require(
+            getattr(c, name) in choices,
+            name,
+            f"one of {', '.join(choices)}",
+            getattr(c, name),
+        )
+    _require(
+        c.tokenizer in TOKENIZERS,
+        "tokenizer",
+        f"one of {', '.join(TOKENIZERS)}",
+        c.tokenizer,
+    )
+    if c.tokenizer == "bpe":  # byte-level BPE starts from the 256 byte values
+        _require(
+            c.vocab_size >= 256,
+            "vocab_size",
+            "at least 256 for tokenizer='bpe'",
+            c.vocab_size,
+        )
+    for name in ("out_dir", "data_dir"):
+        path = getattr(c, name)
+        usable = bool(path) and (os.path.isdir(path) or not os.path.exists(path))
+        _require(usable, name, "a directory path (not an existing file)", path)
+    from ropelib.data import CORPORA
+
+    readable = os.path.isfile(c.corpus) and os.access(c.corpus, os.R_OK)
+    accepted = f"one of {', '.join(CORPORA)} or the path of a readable text file"
+    _require(c.corpus in CORPORA or readable, "corpus", accepted, c.corpus)
+    model_config(c, c.vocab_size)  # the model checks its own fields (pe, head_dim, ...)
+
+
+# %% notebooks/03_training.md: Training / One configuration
+def model_config(config: TrainConfig, vocab_size: int):
+    """The `GPTConfig` of a run. Defined in the chapter *Training*."""
+    from ropelib.model import GPTConfig
+
+    fields = {name: getattr(config, name) for name in MODEL_FIELDS}
+    return GPTConfig(vocab_size=vocab_size, **fields)
+
+
+# %% notebooks/03_training.md: Training / Presets
+# fmt: off
+PRESETS: dict[str, dict[str, Any]] = {
+    "cpu-tiny": dict(
+        n_layer=2, n_head=2, n_embd=32, block_size=32, tokenizer="char", batch_size=8,
+        grad_accum=2, max_iters=20, lr=3e-3, min_lr=3e-4, warmup_iters=4, eval_interval=10,
+        eval_iters=2, log_interval=1, checkpoint_interval=5, out_dir="runs/cpu-tiny",
+    ),
+    "cpu-small": dict(
+        n_layer=4, n_head=4, n_embd=128, block_size=64, tokenizer="bpe", vocab_size=2048,
+        batch_size=12, max_iters=600, lr=2e-3, min_lr=2e-4, warmup_iters=50,
+        eval_interval=100, eval_iters=10, log_interval=10, checkpoint_interval=100,
+        out_dir="runs/cpu-small",
+    ),
+    "crope-paper": dict(
+        n_layer=4, n_head=4, n_embd=128, block_size=1024, batch_size=16, max_iters=10_000,
+        lr=1e-3, schedule="step", gamma=0.8, step_size=1000, warmup_iters=0,
+        weight_decay=0.01, eval_interval=500, eval_iters=50, checkpoint_interval=500,
+        out_dir="runs/crope-paper",
+    ),
+    "tinystories-33m": dict(
+        corpus="tinystories", n_layer=4, n_head=16, n_embd=768, block_size=512,
+        vocab_size=8192, batch_size=32, max_iters=20_000, lr=5e-4, min_lr=5e-5,
+        warmup_iters=1000, eval_interval=1000, eval_iters=50, checkpoint_interval=1000,
+        out_dir="runs/tinystories-33m",
+    ),
+    "gpt2-124m": dict(
+        corpus="openwebtext", n_layer=12, n_head=12, n_embd=768, block_size=1024,
+        vocab_size=50304, batch_size=12, grad_accum=40, max_iters=600_000, lr=6e-4,
+        min_lr=6e-5, warmup_iters=2000, eval_interval=2000, eval_iters=200,
+        checkpoint_interval=2000, compile=True, out_dir="runs/gpt2-124m",
+    ),
+}
+# fmt: on
+
+
+# %% notebooks/03_training.md: Training / Presets
+def _parse_value(name: str, hint: Any, text: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is tuple:
+        items = [
+            item.strip() for item in text.strip("()[] ").split(",") if item.strip()
+        ]
+        return tuple(_parse_value(name, args[0], item) for item in items)
+    if hint is bool:
+        lowered = text.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"--{name} must be true or false, got {text!r}")
+    if hint is dict:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = None
+        if not isinstance(value, dict):
+            raise ValueError(
+                f"--{name} must be a JSON object such as '{{\"key\": 1}}', got {text!r}"
+            )
+        return value
+    if hint in (int, float):
+        try:
+            number = float(text)
+            if hint is int:
+                if not number.is_integer():
+                    raise ValueError
+                return int(number)
+            return number
+        except (ValueError, OverflowError):
+            raise ValueError(
+                f"--{name} must be {hint.__name__}, got {text!r}"
+            ) from None
+    return text
+
+
+def config_from_args(args: Sequence[str], **defaults: Any) -> TrainConfig:
+    """A TrainConfig from `--preset=NAME --key=value ...`. Defined in the chapter *Training*."""
+    hints = typing.get_type_hints(TrainConfig)
+    pairs: list[tuple[str, str | None]] = []
+    args = list(args)
+    while args:
+        arg = args.pop(0)
+        if not arg.startswith("--") or arg == "--":
+            raise ValueError(f"expected --key=value, got {arg!r}")
+        key, has_value, value = arg[2:].partition("=")
+        key = key.replace("-", "_")
+        if not has_value and args and not args[0].startswith("--"):
+            value, has_value = args.pop(0), True
+        pairs.append((key, value if has_value else None))
+    overrides = dict(defaults)
+    presets = [value for key, value in pairs if key == "preset"]
+    if presets:
+        if presets[-1] not in PRESETS:
+            raise ValueError(
+                f"preset must be one of {', '.join(PRESETS)}, got {presets[-1]!r}"
+            )
+        overrides = {**PRESETS[presets[-1]], **overrides}
+    for key, value in pairs:
+        if key == "preset":
+            if value is None:
+                raise ValueError("--preset needs a value, e.g. --preset=cpu-small")
+            continue
+        if key not in hints:
+            close = difflib.get_close_matches(key, [*hints, "preset"], n=1)
+            hint = f" (did you mean --{close[0]}?)" if close else ""
+            raise ValueError(
+                f"unknown option --{key}{hint}; see `python -m ropelib train --help`"
+            )
+        if value is None:
+            if hints[key] is not bool:
+                raise ValueError(f"--{key} needs a value: --{key}=VALUE")
+            value = "true"
+        overrides[key] = _parse_value(key, hints[key], value)
+    return TrainConfig(**overrides)
+
+
+__all__ = [
+    "config_from_args",
+    "DEVICES",
+    "DTYPES",
+    "model_config",
+    "MODEL_FIELDS",
+    "PRESETS",
+    "SCHEDULES",
+    "TOKENIZERS",
+    "TrainConfig",
+]
