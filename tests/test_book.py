@@ -1,8 +1,11 @@
-"""The built book in a real browser: math typeset, every figure loaded (`make test` runs this
-after `jupyter-book build`, with `pytest -m browser`)."""
+"""The built book in a real browser: math typeset, every figure loaded, nothing wider than the
+column at 1280 px, no warnings or progress bars in outputs (`make test` runs this after
+`jupyter-book build`, with `pytest -m browser`; the tests without a browser run with the unit
+tests)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -22,8 +25,6 @@ CHROMIUM_FLAGS = [
 
 def book_pages() -> list[str]:
     """Every page of the table of contents, as its path in the built HTML."""
-    import re
-
     toc = (ROOT / "_toc.yml").read_text()
     return [f"{name}.html" for name in re.findall(r"(?:file|root):\s*(\S+)", toc)]
 
@@ -39,14 +40,87 @@ MATH_PAGES = {
 
 PAGES = book_pages()
 
-pytestmark = pytest.mark.browser
+# What a reader must never see in a rendered page (outputs and prose, not the code cells'
+# source): a figure printed as its repr, a Python warning, a progress bar.
+UNWANTED_TEXT = {
+    "a figure printed as text (end the cell with plt.show())": re.compile(r"<Figure size"),
+    "a warning (silence it at its source)": re.compile(
+        r"\b[A-Z]\w*Warning\b|\bWarning:|\bwarnings\.warn\("
+    ),
+    "a progress bar": re.compile(
+        r"\d+%\|[^|\n]*\||\d\s*(?:it/s|s/it)\b|\[\d+:\d\d<|HBox\(children=|IntProgress\("
+    ),
+}
+
+# Every `pre` and table of the article, every collapsed cell opened: the elements that scroll
+# sideways (1 px allowed for rounding) or stick out of the article, in page order. A table
+# scrolls inside the theme's wrapper, so the nearest ancestor that clips or scrolls is measured.
+WIDTH_PROBLEMS = """() => {
+  document.querySelectorAll('article details').forEach(d => { d.open = true; });
+  const article = document.querySelector('article');
+  const right = article.getBoundingClientRect().right;
+  const problems = [];
+  for (const element of article.querySelectorAll('pre, table')) {
+    let box = element;
+    if (element.tagName === 'TABLE') {
+      for (let e = element.parentElement; e && e !== article; e = e.parentElement) {
+        if (getComputedStyle(e).overflowX !== 'visible') { box = e; break; }
+      }
+    }
+    const sticksOut = element.getBoundingClientRect().right - right;
+    if (box.scrollWidth > box.clientWidth + 1 || sticksOut > 1) {
+      problems.push({tag: element.tagName.toLowerCase(),
+                     text: element.innerText.trim().replace(/\\s+/g, ' ').slice(0, 60),
+                     content: Math.max(box.scrollWidth, element.scrollWidth),
+                     box: box.clientWidth});
+    }
+  }
+  const page = document.documentElement;
+  if (page.scrollWidth > window.innerWidth + 1) {
+    problems.push({tag: 'html', text: '(the page itself)', content: page.scrollWidth,
+                   box: window.innerWidth});
+  }
+  return problems;
+}"""
+
+# The text a reader sees, without the source of code cells and code quoted in the prose
+# (both may name warnings legitimately, e.g. in a filterwarnings call); outputs stay.
+RENDERED_TEXT = """() => {
+  const article = document.querySelector('article').cloneNode(true);
+  article.querySelectorAll('.cell_input').forEach(e => e.remove());
+  article.querySelectorAll('code, div.highlight').forEach(e => {
+    if (!e.closest('.cell_output')) e.remove();
+  });
+  return article.textContent;
+}"""
+
+
+def width_problems(page) -> list[str]:
+    """What scrolls sideways on an open page, each named by its first characters."""
+    return [
+        f"<{p['tag']}> {p['text']!r} is {p['content']} px wide in a {p['box']} px box"
+        for p in page.evaluate(WIDTH_PROBLEMS)
+    ]
+
+
+def text_problems(text: str) -> list[str]:
+    """Each kind of unwanted text in `text`, with the line it was found on."""
+    problems = []
+    for what, pattern in UNWANTED_TEXT.items():
+        match = pattern.search(text)
+        if match:
+            start = text.rfind("\n", 0, match.start()) + 1
+            end = text.find("\n", match.end())
+            line = text[start : end if end >= 0 else None].strip()
+            problems.append(f"{what}: {line[:80]!r}")
+    return problems
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
+def chromium_context(tmp_path_factory):
+    """Debian's chromium through playwright at 1280 x 900 (no browser download)."""
     chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is missing: `make chromium` installs it"
-    assert (HTML / "index.html").exists(), "build the book first: jupyter-book build ."
+    assert chromium, "Debian's chromium is missing: `make system-packages` installs it"
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -61,6 +135,13 @@ def browser(tmp_path_factory):
         context.close()
 
 
+@pytest.fixture(scope="module")
+def browser(chromium_context):
+    assert (HTML / "index.html").exists(), "build the book first: jupyter-book build ."
+    return chromium_context
+
+
+@pytest.mark.browser
 @pytest.mark.parametrize("page_path", PAGES)
 def test_math_is_typeset_and_figures_load(browser, page_path):
     page = browser.new_page()
@@ -99,7 +180,6 @@ def test_math_is_typeset_and_figures_load(browser, page_path):
         "Array.from(document.querySelectorAll('article .cell_output .output:not(.stream)'))"
         ".map(e => e.innerText).join('\\n')"
     )
-    assert "<Figure size" not in outputs, "a figure was printed as text instead of drawn"
     # displayed results (printed text, e.g. a command's output, may show markdown as it is)
     assert "| --- |" not in outputs and "|---|" not in outputs, "a table was displayed as text"
     assert requests_outside == [], f"the page reached the network: {requests_outside[:3]}"
@@ -108,3 +188,114 @@ def test_math_is_typeset_and_figures_load(browser, page_path):
     page.screenshot(path=str(shot), full_page=False)
     assert shot.stat().st_size > 10_000
     page.close()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("page_path", PAGES)
+def test_page_fits_1280_px_and_shows_no_warning(browser, page_path):
+    """A reader at 1280 px never scrolls sideways, and no output is a warning or progress bar."""
+    page = browser.new_page()
+    page.goto((HTML / page_path).as_uri(), wait_until="load")
+    problems = width_problems(page)
+    assert not problems, f"{page_path} scrolls sideways at 1280 px: {problems[0]}"
+    problems = text_problems(page.evaluate(RENDERED_TEXT))
+    assert not problems, f"{page_path} shows {problems[0]}"
+    page.close()
+
+
+BAD_PAGE = """<!doctype html>
+<html><head><style>
+  body {{ margin: 0; }} article {{ width: 800px; padding: 0 20px; }}
+  pre {{ overflow-x: auto; font: 14px monospace; padding: 12px; margin: 0; }}
+  .pst-scrollable-table-container {{ overflow-x: auto; }}
+</style></head><body><article>
+  <p>Prose that names <code>UserWarning</code> in code is fine.</p>
+  <div class="cell"><div class="cell_input"><pre>import warnings
+warnings.filterwarnings("ignore", category=UserWarning)  # a code cell may say it</pre></div>
+  <div class="cell_output"><pre>{fits}</pre></div></div>
+  {body}
+</article></body></html>"""
+
+BAD_BODIES = {
+    "wide code": ("<pre>{wide}</pre>", "<pre> 'def too_wide"),
+    "wide table": (
+        '<div class="pst-scrollable-table-container"><table><tr>'
+        + "<td>a_long_table_cell_value</td>" * 12
+        + "</tr></table></div>",
+        "<table> 'a_long_table_cell_value",
+    ),
+    "wide collapsed cell": (
+        '<details class="hide above-input"><summary>Show code</summary><pre>{wide}</pre></details>',
+        "<pre> 'def too_wide",
+    ),
+    "figure repr": (
+        '<div class="cell_output"><pre>&lt;Figure size 640x480 with 1 Axes&gt;</pre></div>',
+        "a figure printed as text",
+    ),
+    "warning on stderr": (
+        '<div class="cell_output"><pre>/x/y.py:3: UserWarning: the input is odd\n'
+        "  warnings.warn(</pre></div>",
+        "a warning",
+    ),
+    "warning in prose": ("<p>torch says RuntimeWarning here.</p>", "a warning"),
+    "progress bar": (
+        '<div class="cell_output"><pre>train: 100%|##########| 50/50 [00:03&lt;00:00,'
+        " 14.2it/s]</pre></div>",
+        "a progress bar",
+    ),
+}
+
+
+@pytest.mark.browser
+def test_width_and_text_checks_fail_on_a_bad_page(chromium_context, tmp_path):
+    """Negative control: the checks above name what a deliberately bad page does wrong."""
+    wide = "def too_wide():\n    return " + "x" * 120  # far wider than 88 columns
+    fits = "y" * 88  # 88 columns of 14 px monospace fit an 800 px article
+    page = chromium_context.new_page()
+
+    def problems_of(body: str) -> list[str]:
+        path = tmp_path / "page.html"
+        html = BAD_PAGE.format(fits=fits, body=body.format(wide=wide))
+        path.write_text(html)
+        page.goto(path.as_uri(), wait_until="load")
+        return width_problems(page) + text_problems(page.evaluate(RENDERED_TEXT))
+
+    assert problems_of("") == [], "the good page must pass"
+    for name, (body, expected) in BAD_BODIES.items():
+        problems = problems_of(body)
+        assert len(problems) == 1 and problems[0].startswith(expected), (name, problems)
+    page.close()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<Figure size 640x480 with 1 Axes>",
+        "/a.py:3: DeprecationWarning: old",
+        "Warning: the tokenizer is slow",
+        "FutureWarning",
+        " 45%|████▌     | 9/20 [00:01<00:01,  8.1it/s]",
+        "step 3 [00:04<00:10, 1.50s/it]",
+        "HBox(children=(FloatProgress(value=0.0),))",
+    ],
+)
+def test_unwanted_text_is_found(text):
+    assert text_problems(f"some output\n{text}\nmore") != []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "validation loss 1.234 at 100% of the steps | seed 0 |",
+        "a warning-free run; warnings were silenced at their source",
+        "the Warnings section of the README",
+        "88 columns | 1280 px",
+    ],
+)
+def test_ordinary_text_is_not_flagged(text):
+    assert text_problems(text) == []
+
+
+def test_every_toc_file_is_a_page():
+    assert "book/intro.html" in PAGES and all(p.endswith(".html") for p in PAGES)
+    assert len(PAGES) == len(set(PAGES)) >= 3
