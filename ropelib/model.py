@@ -1,12 +1,12 @@
 # generated from notebooks/02_gpt.md by tools/export.py, do not edit
 
 # %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The interface
+"""The GPT-2 of the book and the interface through which position schemes enter it."""
+
 from __future__ import annotations
 
-import importlib
 import inspect
 import math
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -15,18 +15,31 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ropelib.rope import RotaryEmbedding, rope_frequencies
+
+class ConfigError(ValueError):
+    """A model configuration that cannot be built (one line for the command line).
+
+    Defined in the chapter *A GPT-2 with pluggable position schemes*.
+    """
+
 
 POSITION_SCHEMES: dict[str, type[PositionScheme]] = {}
 
 
-def register_scheme(name: str) -> Callable[[type[PositionScheme]], type[PositionScheme]]:
-    """Register a position scheme class under `name`, so that `GPTConfig(pe=name)` builds it."""
+def register_scheme(
+    name: str,
+) -> Callable[[type[PositionScheme]], type[PositionScheme]]:
+    """Register a scheme class under `name`, so that `GPTConfig(pe=name)` builds it.
+
+    Defined in the chapter *A GPT-2 with pluggable position schemes*.
+    """
 
     def decorate(cls: type[PositionScheme]) -> type[PositionScheme]:
-        if name in POSITION_SCHEMES and POSITION_SCHEMES[name] is not cls:
-            if POSITION_SCHEMES[name].__qualname__ != cls.__qualname__:  # re-running a cell is fine
-                raise ValueError(f"position scheme {name!r} is registered twice")
+        known = POSITION_SCHEMES.get(name)
+        if known is not None and known.__qualname__ != cls.__qualname__:
+            raise ValueError(
+                f"position scheme {name!r} is registered twice"
+            )  # re-runs are fine
         cls.name = name
         POSITION_SCHEMES[name] = cls
         return cls
@@ -34,68 +47,94 @@ def register_scheme(name: str) -> Callable[[type[PositionScheme]], type[Position
     return decorate
 
 
-def import_chapters() -> None:
-    """Import every ropelib module, so that the schemes, experiments and benchmarks that the
-    chapters register are known."""
-    import ropelib
-
-    for module in pkgutil.iter_modules(ropelib.__path__):
-        if module.name not in ("__main__", "cli"):
-            importlib.import_module(f"ropelib.{module.name}")
-
-
 def get_scheme(name: str) -> type[PositionScheme]:
-    """The scheme class registered as `name`; chapters' modules are imported to find it."""
-    if name not in POSITION_SCHEMES:
-        import_chapters()  # later chapters register their schemes when their module is imported
-    if name not in POSITION_SCHEMES:
-        raise ValueError(f"pe must be one of {', '.join(sorted(POSITION_SCHEMES))}; got {name!r}")
+    """The scheme class registered as `name`; ConfigError listing the names otherwise.
+
+    Defined in the chapter *A GPT-2 with pluggable position schemes*.
+    """
+    if not isinstance(name, str) or name not in POSITION_SCHEMES:
+        known = ", ".join(sorted(POSITION_SCHEMES))
+        raise ConfigError(
+            f"pe must be one of the registered schemes {known}; got {name!r}"
+        )
     return POSITION_SCHEMES[name]
+
+
+# %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The interface
+def _positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _check_config(config: GPTConfig) -> None:
+    for name in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size"):
+        _positive_int(name, getattr(config, name))
+    if config.n_embd % config.n_head:
+        raise ConfigError(
+            f"n_embd must be divisible by n_head, got {config.n_embd} and {config.n_head}"
+        )
+    if not (isinstance(config.dropout, (int, float)) and 0 <= config.dropout < 1):
+        raise ConfigError(f"dropout must be in [0, 1), got {config.dropout!r}")
+    base = config.rope_base
+    if not (isinstance(base, (int, float)) and math.isfinite(base) and base > 1):
+        raise ConfigError(f"rope_base must be a finite number > 1, got {base!r}")
+    if not isinstance(config.pe_options, dict):
+        kind = type(config.pe_options).__name__
+        raise ConfigError(f"pe_options must be a dict, got {kind}")
+    try:
+        get_scheme(config.pe).check_config(config)
+    except ConfigError:
+        raise
+    except ValueError as error:  # the scheme's own check: still a configuration error
+        raise ConfigError(str(error)) from error
 
 
 # %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The interface
 @dataclass
 class GPTConfig:
-    """The model's shape and its position scheme `pe`. Defined in notebooks/02_gpt.md."""
+    """The model's shape and its position scheme `pe` with its `pe_options`.
+
+    Defined in the chapter *A GPT-2 with pluggable position schemes*.
+    """
 
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 128
-    block_size: int = 256  # the training context; rotary schemes can run longer sequences
+    block_size: int = (
+        256  # the training context; rotary schemes can run longer sequences
+    )
     vocab_size: int = 4096
     pe: str = "rope"
     dropout: float = 0.0
     bias: bool = True
     rope_base: float = 10000.0
-    pe_options: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the scheme
+    pe_options: dict[str, Any] = field(
+        default_factory=dict
+    )  # keyword arguments of the scheme
 
     @property
     def head_dim(self) -> int:
         return self.n_embd // self.n_head
 
     def __post_init__(self) -> None:
-        for name in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.n_embd % self.n_head:
-            raise ValueError(
-                f"n_embd must be divisible by n_head, got {self.n_embd} and {self.n_head}"
-            )
-        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if not (isinstance(self.rope_base, (int, float)) and math.isfinite(self.rope_base)):
-            raise ValueError(f"rope_base must be a finite number > 1, got {self.rope_base!r}")
-        if self.rope_base <= 1:
-            raise ValueError(f"rope_base must be a finite number > 1, got {self.rope_base!r}")
-        if not isinstance(self.pe_options, dict):
-            raise ValueError(f"pe_options must be a dict, got {type(self.pe_options).__name__}")
-        get_scheme(self.pe).check_config(self)
+        _check_config(self)
+
+    def build_scheme(self, layer: int | None = None) -> PositionScheme:
+        """The scheme `pe` with `pe_options`, for the model (`layer=None`) or one layer."""
+        try:
+            return get_scheme(self.pe)(self, layer, **self.pe_options)
+        except ConfigError:
+            raise
+        except ValueError as error:
+            raise ConfigError(str(error)) from error
 
 
 # %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The interface
 class QKVProjection(nn.Module):
-    """GPT-2's fused query/key/value projection: `x [B, T, C]` -> `q, k, v`, each `[B, T, C]`."""
+    """GPT-2's fused projection `x [B, T, C]` -> `q, k, v`, each `[B, T, C]`.
+
+    Defined in the chapter *A GPT-2 with pluggable position schemes*.
+    """
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
@@ -108,53 +147,82 @@ class QKVProjection(nn.Module):
 class PositionScheme(nn.Module):
     """Where position enters the model; every hook is the identity (NoPE).
 
-    One instance is built for the model (`layer=None`, its `embed` is called) and one per
-    attention layer (`layer=i`, its other hooks are called). Defined in notebooks/02_gpt.md.
+    Defined in the chapter *A GPT-2 with pluggable position schemes*. Shapes: B batch, T tokens
+    of this forward pass, C = n_embd, H = n_head, D = head_dim; `positions` is the integer
+    tensor `[T]` of absolute positions, `start + arange(T)` after `start` cached tokens. One
+    instance is built for the model (`layer=None`: only `embed` is called) and one per
+    attention layer (`layer=i`: every other hook). Class attributes: `name` (set by
+    `register_scheme`), `rotary` (True: q/k channels are rotated in pairs, so head_dim must be
+    even). A submodule with `own_init = True` keeps its own initialisation.
     """
 
     name: ClassVar[str] = "none"
-    rotary: ClassVar[bool] = False  # rotates pairs of q/k channels: head_dim must be even
+    rotary: ClassVar[bool] = False
 
-    def __init__(self, config: GPTConfig, layer: int | None = None, **options: Any) -> None:
+    def __init__(
+        self, config: GPTConfig, layer: int | None = None, **options: Any
+    ) -> None:
+        """`options` are `config.pe_options`; a subclass names the ones it takes."""
         super().__init__()
         self.config, self.layer = config, layer
         if options:
-            raise ValueError(f"pe_options: {self.name!r} takes no option {sorted(options)}")
+            raise ValueError(
+                f"pe_options: {self.name!r} takes no option {sorted(options)}"
+            )
 
     @classmethod
     def check_config(cls, config: GPTConfig) -> None:
-        """Raise ValueError for a config this scheme cannot run."""
+        """Raise ValueError, naming the field, for a config this scheme cannot run."""
         if cls.rotary and config.head_dim % 2:
             raise ValueError(
-                f"pe={cls.name!r} rotates pairs of channels: head_dim = n_embd / n_head must be "
-                f"even, got {config.n_embd} / {config.n_head} = {config.head_dim}"
+                f"pe={cls.name!r} rotates pairs of channels: head_dim = n_embd / n_head "
+                f"must be even, got {config.n_embd} / {config.n_head} = {config.head_dim}"
             )
         accepted = inspect.signature(cls.__init__).parameters
         if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
-            unknown = set(config.pe_options) - set(accepted)
+            unknown = (
+                set(config.pe_options) - set(accepted) - {"self", "config", "layer"}
+            )
             if unknown:
-                raise ValueError(f"pe_options: {cls.name!r} takes no option {sorted(unknown)}")
+                raise ValueError(
+                    f"pe_options: {cls.name!r} takes no option {sorted(unknown)}"
+                )
 
     @property
     def max_length(self) -> int | None:
         """The longest sequence the scheme can encode; None for any length."""
         return None
 
+    def no_weight_decay(self) -> set[str]:
+        """Names of this module's own parameters, relative to it, that take no weight decay."""
+        return set()
+
     def embed(self, h: Tensor, positions: Tensor) -> Tensor:
+        """Token embeddings `h [B, T, C]` -> the residual stream's input `[B, T, C]`."""
         return h
 
     def projection(self, config: GPTConfig) -> nn.Module:
+        """The module mapping `x [B, T, C]` to `(q, k, v)`, each `[B, T, C]`."""
         return QKVProjection(config)
 
     def rotate(
         self, q: Tensor, k: Tensor, positions: Tensor, x: Tensor, state: dict | None
     ) -> tuple[Tensor, Tensor]:
+        """Queries and keys `[B, H, T, D]` at `positions [T]` -> `(q, k)`, the same shapes.
+
+        `x [B, T, C]` is the layer's input after its LayerNorm (for data-dependent rotations).
+        `state` is None without a KV cache; with one it is the layer's `LayerCache.state`,
+        the same dict at every decoding step and empty at the first. The keys returned are
+        the ones cached.
+        """
         return q, k
 
     def values(self, v: Tensor, positions: Tensor) -> Tensor:
+        """Values `[B, H, T, D]` before attention (they are cached as returned)."""
         return v
 
     def output(self, y: Tensor, positions: Tensor) -> Tensor:
+        """Attention outputs `[B, H, T, D]` of the queries at `positions`, before `c_proj`."""
         return y
 
 
@@ -164,7 +232,10 @@ register_scheme("none")(PositionScheme)
 # %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The model
 @dataclass
 class LayerCache:
-    """One layer's keys and values `[B, H, T, D]` and the scheme's running state."""
+    """One layer's cached keys and values `[B, H, T, D]` and the scheme's `state`.
+
+    Defined in the chapter *A GPT-2 with pluggable position schemes*.
+    """
 
     k: Tensor | None = None
     v: Tensor | None = None
@@ -179,15 +250,22 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig, layer: int) -> None:
         super().__init__()
         self.n_head, self.dropout = config.n_head, config.dropout
-        self.pe = get_scheme(config.pe)(config, layer, **config.pe_options)
+        self.pe = config.build_scheme(layer)
         self.qkv = self.pe.projection(config)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: Tensor, positions: Tensor, cache: LayerCache | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, positions: Tensor, cache: LayerCache | None = None
+    ) -> Tensor:
         B, T, C = x.shape
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in self.qkv(x))
-        q, k = self.pe.rotate(q, k, positions, x, None if cache is None else cache.state)
+        q, k, v = (
+            t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+            for t in self.qkv(x)
+        )
+        q, k = self.pe.rotate(
+            q, k, positions, x, None if cache is None else cache.state
+        )
         v = self.pe.values(v, positions)  # q, k, v: [B, H, T, D]
         mask, causal = None, T > 1
         if cache is not None:
@@ -195,7 +273,9 @@ class CausalSelfAttention(nn.Module):
             if past:
                 k, v = torch.cat((cache.k, k), dim=-2), torch.cat((cache.v, v), dim=-2)
                 causal = False
-                if T > 1:  # bottom-right aligned causal mask: query i sees keys <= past + i
+                if (
+                    T > 1
+                ):  # bottom-right aligned causal mask: query i sees keys <= past + i
                     mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device)
                     mask = mask.tril(diagonal=past)
             cache.k, cache.v = k, v
@@ -230,14 +310,19 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: Tensor, positions: Tensor, cache: LayerCache | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, positions: Tensor, cache: LayerCache | None = None
+    ) -> Tensor:
         x = x + self.attn(self.ln_1(x), positions, cache)
         return x + self.mlp(self.ln_2(x))
 
 
 # %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The model
 class GPT(nn.Module):
-    """GPT-2 with a pluggable position scheme. Defined in notebooks/02_gpt.md."""
+    """GPT-2 with a pluggable position scheme.
+
+    Defined in the chapter *A GPT-2 with pluggable position schemes*.
+    """
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
@@ -247,18 +332,22 @@ class GPT(nn.Module):
         self.transformer = nn.ModuleDict(
             dict(
                 wte=nn.Embedding(config.vocab_size, config.n_embd),
-                pe=get_scheme(config.pe)(config, None, **config.pe_options),
+                pe=config.build_scheme(None),
                 drop=nn.Dropout(config.dropout),
                 h=nn.ModuleList(Block(config, i) for i in range(config.n_layer)),
                 ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
             )
         )
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.lm_head.weight = self.transformer.wte.weight  # tied input and output embeddings
+        self.lm_head.weight = (
+            self.transformer.wte.weight
+        )  # tied input and output embeddings
         self.apply(self._init_weights)
         for name, parameter in self.named_parameters():
             if name.endswith("c_proj.weight"):  # projections into the residual stream
-                nn.init.normal_(parameter, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+                nn.init.normal_(
+                    parameter, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer)
+                )
 
     def _init_weights(self, module: nn.Module) -> None:
         if getattr(module, "own_init", False):
@@ -295,17 +384,23 @@ class GPT(nn.Module):
         """Final hidden states `[B, T, C]` of `idx [B, T]` at positions `start + arange(T)`."""
         self._check_idx(idx, start)
         positions = torch.arange(start, start + idx.shape[1], device=idx.device)
-        x = self.transformer.drop(self.transformer.pe.embed(self.transformer.wte(idx), positions))
+        x = self.transformer.drop(
+            self.transformer.pe.embed(self.transformer.wte(idx), positions)
+        )
         for i, block in enumerate(self.transformer.h):
             x = block(x, positions, None if caches is None else caches[i])
         return self.transformer.ln_f(x)
 
-    def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    def forward(
+        self, idx: Tensor, targets: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
         """Logits `[B, T, V]` for tokens `idx [B, T]`, and the mean cross-entropy if `targets`."""
         logits = self.lm_head(self.forward_features(idx))
         if targets is None:
             return logits, None
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-1)
+        loss = F.cross_entropy(
+            logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-1
+        )
         return logits, loss
 
     @torch.no_grad()
@@ -328,7 +423,9 @@ class GPT(nn.Module):
             raise ValueError("max_new_tokens and temperature must be non-negative")
         limit = self.max_length
         if limit is not None and idx.shape[1] + max_new_tokens > limit:
-            use_cache = False  # learned positions: slide a window of block_size tokens instead
+            use_cache = (
+                False  # learned positions: slide a window of block_size tokens instead
+            )
         caches = [LayerCache() for _ in self.transformer.h] if use_cache else None
         logits = self._last_logits(idx, caches, start=0)
         for _ in range(max_new_tokens):
@@ -341,11 +438,17 @@ class GPT(nn.Module):
                 logits = self._last_logits(next_token, caches, start=idx.shape[1] - 1)
         return idx
 
-    def _last_logits(self, idx: Tensor, caches: list[LayerCache] | None, start: int) -> Tensor:
-        return self.lm_head(self.forward_features(idx, start=start, caches=caches)[:, -1])
+    def _last_logits(
+        self, idx: Tensor, caches: list[LayerCache] | None, start: int
+    ) -> Tensor:
+        return self.lm_head(
+            self.forward_features(idx, start=start, caches=caches)[:, -1]
+        )
 
     @staticmethod
-    def _sample(logits: Tensor, temperature: float, top_k: int | None, generator) -> Tensor:
+    def _sample(
+        logits: Tensor, temperature: float, top_k: int | None, generator
+    ) -> Tensor:
         if temperature == 0:
             return logits.argmax(dim=-1, keepdim=True)
         logits = logits.float() / temperature
@@ -355,123 +458,17 @@ class GPT(nn.Module):
         return torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
 
 
-# %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The schemes
-@register_scheme("learned")
-class LearnedPositions(PositionScheme):
-    """GPT-2's learned absolute position embedding (`block_size` rows)."""
-
-    def __init__(self, config: GPTConfig, layer: int | None = None) -> None:
-        super().__init__(config, layer)
-        if layer is None:
-            self.wpe = nn.Embedding(config.block_size, config.n_embd)
-
-    @property
-    def max_length(self) -> int:
-        return self.config.block_size
-
-    def embed(self, h: Tensor, positions: Tensor) -> Tensor:
-        return h + self.wpe(positions)
-
-
-def sinusoidal_table(positions: Tensor, dim: int, base: float = 10000.0) -> Tensor:
-    """Vaswani et al.'s table `[T, dim]`: sin at even channels, cos at odd ones (float32)."""
-    angles = positions.double()[:, None] * rope_frequencies(dim, base).to(positions.device)
-    return torch.stack((angles.sin(), angles.cos()), dim=-1).flatten(-2).float()
-
-
-@register_scheme("sinusoidal")
-class SinusoidalPositions(PositionScheme):
-    """The fixed sinusoidal absolute embedding of the original transformer."""
-
-    @classmethod
-    def check_config(cls, config: GPTConfig) -> None:
-        super().check_config(config)
-        if config.n_embd % 2:
-            raise ValueError(f"pe='sinusoidal' needs an even n_embd, got {config.n_embd}")
-
-    def embed(self, h: Tensor, positions: Tensor) -> Tensor:
-        table = sinusoidal_table(positions, h.shape[-1]).to(h.dtype)
-        return h * math.sqrt(h.shape[-1]) + table
-
-
-@register_scheme("rope")
-class RoPE(PositionScheme):
-    """Rotary position embedding (notebooks/01_rope.md) on queries and keys."""
-
-    rotary = True
-
-    def __init__(
-        self, config: GPTConfig, layer: int | None = None, interleaved: bool = True
-    ) -> None:
-        super().__init__(config, layer)
-        self.logit_scale = 1.0  # multiplies q·k; context-extension methods such as YaRN set it
-        if layer is not None:
-            self.rope = RotaryEmbedding(
-                config.head_dim, base=config.rope_base, interleaved=interleaved
-            )
-
-    def rotate(self, q, k, positions, x, state):
-        q, k = self.rope.rotate_queries_and_keys(q, k, positions=positions)
-        return (q * self.logit_scale if self.logit_scale != 1.0 else q), k
-
-
-# %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The schemes
-@register_scheme("xpos")
-class XPos(RoPE):
-    """xPos (Sun et al. 2022): RoPE with a per-pair decay ζ_i^((m-n)/scale_base)."""
-
-    def __init__(
-        self,
-        config: GPTConfig,
-        layer: int | None = None,
-        gamma: float = 0.4,
-        scale_base: float = 512.0,
-        interleaved: bool = True,
-    ) -> None:
-        super().__init__(config, layer, interleaved=interleaved)
-        if not (gamma > 0 and scale_base > 0):
-            raise ValueError(
-                f"pe_options: xpos needs gamma > 0 and scale_base > 0, got {gamma}, {scale_base}"
-            )
-        half = config.head_dim // 2
-        self.interleaved, self.scale_base = interleaved, float(scale_base)
-        self.zeta = (
-            torch.arange(half, dtype=torch.float64, device="cpu") * 2 / config.head_dim + gamma
-        ) / (1 + gamma)
-
-    def scales(self, positions: Tensor, dtype: torch.dtype) -> Tensor:
-        """ζ_i^(n/scale_base) for each position n, expanded to the head's channels `[T, D]`."""
-        if positions.numel() and int(positions.abs().max()) > 30_000:
-            raise ValueError("xpos scales overflow float32 beyond position 30000")
-        powers = positions.double()[:, None] / self.scale_base
-        scale = self.zeta.to(positions.device)[None, :] ** powers  # [T, D/2]
-        scale = (
-            scale.repeat_interleave(2, -1) if self.interleaved else torch.cat((scale, scale), -1)
-        )
-        return scale.to(torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype)
-
-    def rotate(self, q, k, positions, x, state):
-        q, k = super().rotate(q, k, positions, x, state)
-        scale = self.scales(positions, q.dtype)
-        return (q * scale).to(q.dtype), (k / scale).to(k.dtype)
-
-
 __all__ = [
     "Block",
     "CausalSelfAttention",
+    "ConfigError",
     "get_scheme",
     "GPT",
     "GPTConfig",
-    "import_chapters",
     "LayerCache",
-    "LearnedPositions",
     "MLP",
     "POSITION_SCHEMES",
     "PositionScheme",
     "QKVProjection",
     "register_scheme",
-    "RoPE",
-    "sinusoidal_table",
-    "SinusoidalPositions",
-    "XPos",
 ]

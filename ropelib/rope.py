@@ -1,4 +1,4 @@
-# generated from notebooks/01_rope.md, notebooks/09_long_context.md by tools/export.py, do not edit
+# generated from notebooks/01_rope.md by tools/export.py, do not edit
 
 # %% notebooks/01_rope.md: Rotary position embeddings from first principles / Many dimensions:
 #    one rotation per pair
@@ -23,41 +23,48 @@ def rope_frequencies(head_dim: int, base: float = 10000.0) -> Tensor:
     Derived in notebooks/01_rope.md.
     """
     _check_even("head_dim", head_dim)
-    if isinstance(base, bool) or not isinstance(base, (int, float)) or not math.isfinite(base):
+    if (
+        isinstance(base, bool)
+        or not isinstance(base, (int, float))
+        or not math.isfinite(base)
+    ):
         raise ValueError(f"base must be a finite number greater than 1, got {base!r}")
     if base <= 1:
         raise ValueError(f"base must be a finite number greater than 1, got {base!r}")
     # device="cpu": a model built under `with torch.device("meta")` keeps real frequencies
     j = torch.arange(head_dim // 2, dtype=torch.float64, device="cpu")
     return torch.pow(
-        torch.tensor(float(base), dtype=torch.float64, device="cpu"), -2.0 * j / head_dim
+        torch.tensor(float(base), dtype=torch.float64, device="cpu"),
+        -2.0 * j / head_dim,
     )
 
 
 # %% notebooks/01_rope.md: Rotary position embeddings from first principles / The implementation
+def rope_angles(positions: Tensor, frequencies: Tensor) -> Tensor:
+    """Angles m·θ_j in float64, shape `[*positions.shape, len(frequencies)]`.
+
+    Derived in the chapter *Rotary position embeddings from first principles*.
+    """
+    device = _angle_device(positions.device)
+    angles = positions.to(device, torch.float64)[..., None]
+    return angles * frequencies.to(device, torch.float64)
+
+
+def _angle_device(device: torch.device) -> torch.device:
+    # float64, which MPS lacks, is formed on the CPU there; everywhere else on the device
+    return torch.device("cpu") if device.type == "mps" else device
+
+
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """Rotations run in fp32 for half-precision inputs and in the input's dtype otherwise."""
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
-def _angle_device(device: torch.device) -> torch.device:
-    # Angles are formed in float64, which MPS lacks; everywhere else they stay on the device.
-    return torch.device("cpu") if device.type == "mps" else device
-
-
-def rope_angles(positions: Tensor, frequencies: Tensor) -> Tensor:
-    """Angles m·θ_j in float64, shape `[*positions.shape, len(frequencies)]`.
-
-    Derived in notebooks/01_rope.md.
-    """
-    device = _angle_device(positions.device)
-    return positions.to(device, torch.float64)[..., None] * frequencies.to(device, torch.float64)
-
-
-def _cos_sin(angles: Tensor, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+def _cos_sin(angles: Tensor, dtype: torch.dtype, device) -> tuple[Tensor, Tensor]:
     return angles.cos().to(device, dtype), angles.sin().to(device, dtype)
 
 
+# %% notebooks/01_rope.md: Rotary position embeddings from first principles / The implementation
 class _HalfSplitRotation(torch.autograd.Function):
     """Rotate pairs (x_j, x_{j+R/2}); the backward pass rotates the gradient back."""
 
@@ -80,43 +87,119 @@ def _rotate_half_split(x: Tensor, cos: Tensor, sin: Tensor, sign: float) -> Tens
     return out
 
 
-def _complex_view_ok(x: Tensor) -> bool:
-    return (
-        x.stride(-1) == 1
-        and x.storage_offset() % 2 == 0
-        and all(s % 2 == 0 for s in x.stride()[:-1])
-    )
+# %% notebooks/01_rope.md: Rotary position embeddings from first principles / The implementation
+def apply_rotary(
+    x: Tensor,
+    cos: Tensor,
+    sin: Tensor,
+    *,
+    interleaved: bool = True,
+    layout: str = "bhtd",
+) -> Tensor:
+    """Rotate the pairs of `x [..., R]` by the angles whose `cos`, `sin` are given.
 
-
-def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor, *, interleaved: bool = True) -> Tensor:
-    """Rotate the pairs of `x [..., R]` by the angles whose `cos`, `sin` broadcast to `[..., R/2]`.
-
-    The kernel behind `apply_rope`; `x`, `cos` and `sin` share the compute dtype.
-    Derived in notebooks/01_rope.md.
+    Derived in the chapter *Rotary position embeddings from first principles*.
     """
+    if _seq_axis(layout) == 1:  # tables laid out for [B, H, T, R/2] -> [B, T, H, R/2]
+        cos, sin = (
+            t.reshape((1,) * (4 - t.dim()) + t.shape).transpose(1, 2)
+            for t in (cos, sin)
+        )
     if interleaved:
         if not _complex_view_ok(x):
             x = x.contiguous()
         pairs = torch.view_as_complex(x.unflatten(-1, (-1, 2)))  # [..., R/2] complex
-        return torch.view_as_real(pairs * torch.complex(cos, sin)).flatten(-2)  # [..., R]
-    if cos.requires_grad or sin.requires_grad:  # learned angles: let autograd see everything
+        return torch.view_as_real(pairs * torch.complex(cos, sin)).flatten(
+            -2
+        )  # [..., R]
+    if (
+        cos.requires_grad or sin.requires_grad
+    ):  # learned angles: let autograd see everything
         x1, x2 = x.chunk(2, dim=-1)
         return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
     return _HalfSplitRotation.apply(x, cos, sin)
 
 
+def _complex_view_ok(x: Tensor) -> bool:
+    strides_even = all(s % 2 == 0 for s in x.stride()[:-1])
+    return x.stride(-1) == 1 and x.storage_offset() % 2 == 0 and strides_even
+
+
 # %% notebooks/01_rope.md: Rotary position embeddings from first principles / The implementation
-def _check_tensor(x: object) -> Tensor:
+def apply_rope(
+    x: Tensor,
+    positions: Tensor | Sequence[int] | None = None,
+    *,
+    offset: int = 0,
+    interleaved: bool = True,
+    rotary_dim: int | None = None,
+    base: float = 10000.0,
+    frequencies: Tensor | None = None,
+    layout: str = "bhtd",
+) -> Tensor:
+    """Rotate queries or keys `x` (`[B, H, T, D]`, or `[B, T, H, D]`) to their positions.
+
+    Derived in the chapter *Rotary position embeddings from first principles*.
+    """
+    x = _check_tensor(x, layout)
+    rotary_dim = _check_rotary_dim(rotary_dim, x.shape[-1])
+    offset = _check_offset(offset)
+    if frequencies is None:
+        frequencies = rope_frequencies(rotary_dim, base)
+    frequencies = _check_frequencies(frequencies, rotary_dim)
+    if positions is None:
+        seq = x.shape[_seq_axis(layout)]
+        positions = torch.arange(offset, offset + seq, device=x.device)
+    elif offset:
+        raise ValueError("pass either positions or offset, not both")
+    positions = _check_positions(positions, x, layout)
+    cos, sin = _cos_sin(
+        rope_angles(positions, frequencies), _compute_dtype(x.dtype), x.device
+    )
+    if (
+        positions.dim() == 2
+    ):  # [B, T, R/2] -> [B, 1, T, R/2]: the same angles in every head
+        cos, sin = cos[:, None], sin[:, None]
+    return _rotate_channels(x, cos, sin, interleaved, rotary_dim, layout)
+
+
+def _rotate_channels(
+    x, cos, sin, interleaved: bool, rotary_dim: int, layout: str
+) -> Tensor:
+    """Rotate the first `rotary_dim` channels in the compute dtype; pass the rest through."""
+    part = x[..., :rotary_dim].to(_compute_dtype(x.dtype))
+    rotated = apply_rotary(part, cos, sin, interleaved=interleaved, layout=layout).to(
+        x.dtype
+    )
+    if rotary_dim == x.shape[-1]:
+        return rotated
+    return torch.cat((rotated, x[..., rotary_dim:]), dim=-1)
+
+
+# %% notebooks/01_rope.md: Rotary position embeddings from first principles / The implementation
+LAYOUTS = {
+    "bhtd": "[batch, heads, seq, head_dim]",
+    "bthd": "[batch, seq, heads, head_dim]",
+}
+
+
+def _seq_axis(layout: object) -> int:
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be 'bhtd' or 'bthd', got {layout!r}")
+    return 2 if layout == "bhtd" else 1
+
+
+def _check_tensor(x: object, layout: str = "bhtd", name: str = "x") -> Tensor:
+    _seq_axis(layout)
     if not isinstance(x, Tensor):
-        raise TypeError(
-            f"x must be a torch.Tensor [batch, heads, seq, head_dim], got {type(x).__name__}"
-        )
+        kind = type(x).__name__
+        raise TypeError(f"{name} must be a torch.Tensor {LAYOUTS[layout]}, got {kind}")
     if x.dim() != 4:
         raise ValueError(
-            f"x must have rank 4, [batch, heads, seq, head_dim]; got shape {tuple(x.shape)}"
+            f"{name} must have rank 4, {LAYOUTS[layout]}; got shape {tuple(x.shape)}"
         )
     if not x.is_floating_point():
-        raise ValueError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     return x
 
 
@@ -130,7 +213,9 @@ def _check_rotary_dim(rotary_dim: int | None, head_dim: int) -> int:
         return head_dim
     _check_even("rotary_dim", rotary_dim)
     if rotary_dim > head_dim:
-        raise ValueError(f"rotary_dim must be at most head_dim = {head_dim}, got {rotary_dim}")
+        raise ValueError(
+            f"rotary_dim must be at most head_dim = {head_dim}, got {rotary_dim}"
+        )
     return rotary_dim
 
 
@@ -140,74 +225,37 @@ def _check_offset(offset: object) -> int:
     return offset
 
 
-def _check_positions(positions: object, x: Tensor) -> Tensor:
+def _check_positions(positions: object, x: Tensor, layout: str = "bhtd") -> Tensor:
     positions = torch.as_tensor(positions, device=x.device)
-    if positions.is_floating_point() or positions.is_complex() or positions.dtype == torch.bool:
-        raise ValueError(f"positions must be an integer tensor, got dtype {positions.dtype}")
-    batch, _, seq, _ = x.shape
-    if positions.shape not in ((seq,), (batch, seq), (1, seq)):
+    if (
+        positions.is_floating_point()
+        or positions.is_complex()
+        or positions.dtype == torch.bool
+    ):
         raise ValueError(
-            f"positions must have shape [seq] or [batch, seq] = [{seq}] or [{batch}, {seq}], "
-            f"got {tuple(positions.shape)}"
+            f"positions must be an integer tensor, got dtype {positions.dtype}"
+        )
+    axis, batch = _seq_axis(layout), x.shape[0]
+    seq = x.shape[axis]
+    if positions.dim() not in (1, 2) or positions.shape[-1] != seq:
+        raise ValueError(
+            f"positions must have T = {seq} entries to match the sequence axis (axis {axis}) "
+            f"of x {LAYOUTS[layout]} = {tuple(x.shape)}, got shape {tuple(positions.shape)}"
+        )
+    if positions.dim() == 2 and positions.shape[0] not in (1, batch):
+        raise ValueError(
+            f"positions [batch, seq] must have batch 1 or {batch}, got {tuple(positions.shape)}"
         )
     return positions
 
 
-def _check_frequencies(frequencies: Tensor, rotary_dim: int) -> Tensor:
+def _check_frequencies(frequencies: object, rotary_dim: int) -> Tensor:
     if not isinstance(frequencies, Tensor) or frequencies.shape != (rotary_dim // 2,):
-        shape = (
-            tuple(frequencies.shape)
-            if isinstance(frequencies, Tensor)
-            else type(frequencies).__name__
+        got = getattr(frequencies, "shape", type(frequencies).__name__)
+        raise ValueError(
+            f"frequencies must be a tensor of shape [{rotary_dim // 2}], got {got}"
         )
-        raise ValueError(f"frequencies must be a tensor of shape [{rotary_dim // 2}], got {shape}")
     return frequencies
-
-
-def _rotate_channels(
-    x: Tensor, cos: Tensor, sin: Tensor, interleaved: bool, rotary_dim: int
-) -> Tensor:
-    compute = _compute_dtype(x.dtype)
-    rotated = apply_rotary(x[..., :rotary_dim].to(compute), cos, sin, interleaved=interleaved).to(
-        x.dtype
-    )
-    if rotary_dim == x.shape[-1]:
-        return rotated
-    return torch.cat((rotated, x[..., rotary_dim:]), dim=-1)
-
-
-def apply_rope(
-    x: Tensor,
-    positions: Tensor | Sequence[int] | None = None,
-    *,
-    offset: int = 0,
-    interleaved: bool = True,
-    rotary_dim: int | None = None,
-    base: float = 10000.0,
-    frequencies: Tensor | None = None,
-) -> Tensor:
-    """Rotate queries or keys `x [B, H, T, D]` to their positions (RoPE); returns x's dtype.
-
-    Positions are `offset + arange(T)` unless given as integers of shape `[T]` or `[B, T]`.
-    `interleaved` pairs channels (2j, 2j+1), otherwise (j, j+R/2); `rotary_dim` rotates the first
-    R channels only; `frequencies` (float64 `[R/2]`) replaces base^(-2j/R), e.g. for context
-    extension. Derived in notebooks/01_rope.md.
-    """
-    x = _check_tensor(x)
-    rotary_dim = _check_rotary_dim(rotary_dim, x.shape[-1])
-    offset = _check_offset(offset)
-    if frequencies is None:
-        frequencies = rope_frequencies(rotary_dim, base)
-    frequencies = _check_frequencies(frequencies, rotary_dim)
-    if positions is None:
-        positions = torch.arange(offset, offset + x.shape[-2], device=x.device)
-    elif offset:
-        raise ValueError("pass either positions or offset, not both")
-    positions = _check_positions(positions, x)
-    cos, sin = _cos_sin(rope_angles(positions, frequencies), _compute_dtype(x.dtype), x.device)
-    if positions.dim() == 2:  # [B, T, R/2] -> [B, 1, T, R/2]: the same positions in every head
-        cos, sin = cos[:, None], sin[:, None]
-    return _rotate_channels(x, cos, sin, interleaved, rotary_dim)
 
 
 # %% notebooks/01_rope.md: Rotary position embeddings from first principles / Interleaved or
@@ -226,10 +274,47 @@ def half_split_permutation(head_dim: int) -> Tensor:
 
 # %% notebooks/01_rope.md: Rotary position embeddings from first principles / A module with a
 #    cache
-class RotaryEmbedding(nn.Module):
-    """RoPE for `[B, H, T, D]` queries and keys, with a per-device cos/sin cache.
+class _AngleCache(nn.Module):
+    """cos and sin of (offset + t)·θ_j, cached per (device, dtype) and grown by doubling."""
 
-    Derived in notebooks/01_rope.md.
+    def __init__(self, frequencies: Tensor, cache_limit: int) -> None:
+        super().__init__()
+        # A plain float64 CPU tensor, not a buffer: model.half() must not round it.
+        self.frequencies = frequencies.detach().to("cpu", torch.float64)
+        self.cache_limit = cache_limit
+        self._cache: dict[tuple[torch.device, torch.dtype], tuple[Tensor, Tensor]] = {}
+
+    def _apply(self, fn, *args, **kwargs):
+        self._cache.clear()  # moved or cast: rebuild lazily where the inputs now live
+        return super()._apply(fn, *args, **kwargs)
+
+    def cos_sin(
+        self, length: int, *, offset: int = 0, device=None, dtype=torch.float32
+    ) -> tuple[Tensor, Tensor]:
+        """cos and sin of (offset + t)·θ_j, each `[length, rotary_dim/2]`."""
+        device = torch.device("cpu") if device is None else torch.device(device)
+        end = offset + length
+        if (
+            end > self.cache_limit
+        ):  # far positions: compute, rather than cache a huge table
+            positions = torch.arange(offset, end, device=device)
+            return _cos_sin(rope_angles(positions, self.frequencies), dtype, device)
+        cached = self._cache.get((device, dtype))
+        if cached is None or cached[0].shape[0] < end:
+            have = 0 if cached is None else cached[0].shape[0]
+            size = max(2 ** math.ceil(math.log2(max(end, 1))), 2 * have)
+            positions = torch.arange(min(size, self.cache_limit), device=device)
+            cached = _cos_sin(rope_angles(positions, self.frequencies), dtype, device)
+            self._cache[(device, dtype)] = cached
+        return cached[0][offset:end], cached[1][offset:end]
+
+
+# %% notebooks/01_rope.md: Rotary position embeddings from first principles / A module with a
+#    cache
+class RotaryEmbedding(_AngleCache):
+    """RoPE for `[B, H, T, D]` (or `layout="bthd"`) queries and keys, with a cos/sin cache.
+
+    Derived in the chapter *Rotary position embeddings from first principles*.
     """
 
     def __init__(
@@ -241,178 +326,84 @@ class RotaryEmbedding(nn.Module):
         rotary_dim: int | None = None,
         frequencies: Tensor | None = None,
         cache_limit: int = 2**16,
+        layout: str = "bhtd",
     ) -> None:
-        super().__init__()
         if isinstance(head_dim, bool) or not isinstance(head_dim, int) or head_dim <= 0:
             raise ValueError(f"head_dim must be a positive integer, got {head_dim!r}")
-        self.head_dim = head_dim
-        self.rotary_dim = _check_rotary_dim(rotary_dim, head_dim)
-        self.interleaved = bool(interleaved)
+        rotary_dim = _check_rotary_dim(rotary_dim, head_dim)
         if frequencies is None:
-            frequencies = rope_frequencies(self.rotary_dim, base)
-        # A plain float64 CPU tensor, not a buffer: model.half() must not round it.
-        self.frequencies = (
-            _check_frequencies(frequencies, self.rotary_dim).detach().to("cpu", torch.float64)
+            frequencies = rope_frequencies(rotary_dim, base)
+        super().__init__(_check_frequencies(frequencies, rotary_dim), cache_limit)
+        self.head_dim, self.rotary_dim, self.interleaved = (
+            head_dim,
+            rotary_dim,
+            interleaved,
         )
-        self.cache_limit = cache_limit
-        self._cache: dict[tuple[torch.device, torch.dtype], tuple[Tensor, Tensor]] = {}
+        self.layout, self._axis = layout, _seq_axis(layout)
 
     def extra_repr(self) -> str:
         dims = f"head_dim={self.head_dim}, rotary_dim={self.rotary_dim}"
-        return f"{dims}, interleaved={self.interleaved}"
+        return f"{dims}, interleaved={self.interleaved}, layout={self.layout!r}"
 
-    def _apply(self, fn, *args, **kwargs):
-        self._cache.clear()  # moved or cast: rebuild lazily where the inputs now live
-        return super()._apply(fn, *args, **kwargs)
-
-    def cos_sin(
-        self, length: int, *, offset: int = 0, device=None, dtype=torch.float32
-    ) -> tuple[Tensor, Tensor]:
-        """cos and sin of (offset + t)·θ_j, each `[length, rotary_dim/2]`, from the cache."""
-        device = torch.device("cpu") if device is None else torch.device(device)
-        end = offset + length
-        if end > self.cache_limit:  # far positions: compute directly rather than cache a huge table
-            return _cos_sin(
-                rope_angles(torch.arange(offset, end, device=device), self.frequencies),
-                dtype,
-                device,
-            )
-        key = (device, dtype)
-        cached = self._cache.get(key)
-        if cached is None or cached[0].shape[0] < end:
-            size = min(
-                self.cache_limit,
-                max(
-                    2 ** math.ceil(math.log2(max(end, 1))),
-                    2 * (0 if cached is None else cached[0].shape[0]),
-                ),
-            )
-            positions = torch.arange(size, device=_angle_device(device))
-            cached = self._cache[key] = _cos_sin(
-                rope_angles(positions, self.frequencies), dtype, device
-            )
-        return cached[0][offset:end], cached[1][offset:end]
-
-    def forward(self, x: Tensor, positions: Tensor | None = None, *, offset: int = 0) -> Tensor:
-        """Rotate `x [B, H, T, D]` to positions `offset + arange(T)` or to explicit `positions`."""
-        x = _check_tensor(x)
-        if x.shape[-1] != self.head_dim:
-            raise ValueError(
-                f"x must have head_dim = {self.head_dim} last, got shape {tuple(x.shape)}"
-            )
-        offset = _check_offset(offset)
-        if positions is not None:
-            if offset:
-                raise ValueError("pass either positions or offset, not both")
-            return apply_rope(
-                x,
-                positions,
-                interleaved=self.interleaved,
-                rotary_dim=self.rotary_dim,
-                frequencies=self.frequencies,
-            )
-        cos, sin = self.cos_sin(
-            x.shape[-2], offset=offset, device=x.device, dtype=_compute_dtype(x.dtype)
+    def forward(
+        self, x: Tensor, positions: Tensor | None = None, *, offset: int = 0
+    ) -> Tensor:
+        """Rotate `x` to positions `offset + arange(T)` or to explicit `positions`."""
+        x = self._check(x, "x")
+        cos, sin = self._cos_sin_at(x, positions, _check_offset(offset))
+        return _rotate_channels(
+            x, cos, sin, self.interleaved, self.rotary_dim, self.layout
         )
-        return _rotate_channels(x, cos, sin, self.interleaved, self.rotary_dim)
 
     def rotate_queries_and_keys(
-        self, q: Tensor, k: Tensor, *, offset: int = 0, positions: Tensor | None = None
+        self, q: Tensor, k: Tensor, positions: Tensor | None = None, *, offset: int = 0
     ) -> tuple[Tensor, Tensor]:
-        """Rotate `q [B, H, Tq, D]` and `k [B, H, Tk, D]` (Tq <= Tk) for attention.
-
-        Keys take positions `offset + arange(Tk)`; queries take the last Tq of them, as when
-        decoding with a KV cache. Explicit `positions` (`[T]` or `[B, T]`, Tq = Tk) are
-        turned into one angle table shared by q and k.
-        """
-        q, k = _check_tensor(q), _check_tensor(k)
-        if q.shape[-2] > k.shape[-2]:
+        """Rotate `q` (Tq) and `k` (Tk >= Tq) for attention; queries take the last positions."""
+        q, k, offset = self._check(q, "q"), self._check(k, "k"), _check_offset(offset)
+        n_queries, n_keys = q.shape[self._axis], k.shape[self._axis]
+        if n_queries > n_keys:
             raise ValueError(
-                f"q may not be longer than k: got {q.shape[-2]} queries, {k.shape[-2]} keys"
+                f"q may not be longer than k: got {n_queries} and {n_keys} tokens"
             )
-        offset = _check_offset(offset)
         if positions is None:
-            return self(q, offset=offset + k.shape[-2] - q.shape[-2]), self(k, offset=offset)
-        if offset:
-            raise ValueError("pass either positions or offset, not both")
-        if q.shape[-2] != k.shape[-2]:
-            raise ValueError("positions need as many queries as keys")
-        for x in (q, k):
-            if x.shape[-1] != self.head_dim:
-                raise ValueError(
-                    f"q and k must have head_dim = {self.head_dim} last, got {tuple(x.shape)}"
-                )
-        positions = _check_positions(positions, k)
-        compute = _compute_dtype(q.dtype)
-        cos, sin = _cos_sin(rope_angles(positions, self.frequencies), compute, q.device)
-        if positions.dim() == 2:
-            cos, sin = cos[:, None], sin[:, None]
-        rotate = lambda x: _rotate_channels(x, cos, sin, self.interleaved, self.rotary_dim)  # noqa: E731
+            return self(q, offset=offset + n_keys - n_queries), self(k, offset=offset)
+        if n_queries != n_keys:
+            raise ValueError(
+                f"positions need as many queries as keys, got {n_queries}, {n_keys}"
+            )
+        cos, sin = self._cos_sin_at(k, positions, offset)  # one table for q and k
+        rotate = lambda x: _rotate_channels(  # noqa: E731
+            x, cos, sin, self.interleaved, self.rotary_dim, self.layout
+        )
         return rotate(q), rotate(k)
 
+    def _check(self, x: Tensor, name: str) -> Tensor:
+        x = _check_tensor(x, self.layout, name)
+        if x.shape[-1] != self.head_dim:
+            shape = tuple(x.shape)
+            raise ValueError(
+                f"{name} must have head_dim = {self.head_dim} last, got {shape}"
+            )
+        return x
 
-# %% notebooks/09_long_context.md: Rotary values, context extension and long contexts / Context
-#    extension: changing the frequencies after training
-def interpolated_frequencies(head_dim: int, factor: float, base: float = 10000.0) -> Tensor:
-    """Position interpolation (Chen et al. 2023): θ_j / factor.
-
-    Derived in notebooks/09_long_context.md.
-    """
-    _check_factor(factor)
-    return rope_frequencies(head_dim, base) / factor
-
-
-def ntk_frequencies(head_dim: int, factor: float, base: float = 10000.0) -> Tensor:
-    """NTK-aware scaling: base · factor^(D/(D-2)). Derived in notebooks/09_long_context.md."""
-    _check_factor(factor)
-    return rope_frequencies(head_dim, base * factor ** (head_dim / (head_dim - 2)))
-
-
-def yarn_frequencies(
-    head_dim: int,
-    factor: float,
-    original_context: int,
-    base: float = 10000.0,
-    alpha: float = 1.0,
-    beta: float = 32.0,
-) -> Tensor:
-    """YaRN's per-pair blend of interpolated and original frequencies (Peng et al. 2023).
-
-    Derived in notebooks/09_long_context.md.
-    """
-    _check_factor(factor)
-    if (
-        isinstance(original_context, bool)
-        or not isinstance(original_context, int)
-        or original_context < 1
-    ):
-        raise ValueError(f"original_context must be a positive integer, got {original_context!r}")
-    theta = rope_frequencies(head_dim, base)
-    turns = original_context * theta / (2 * math.pi)  # r_j = L / λ_j
-    ramp = ((turns - alpha) / (beta - alpha)).clamp(0.0, 1.0)  # γ_j
-    return (1 - ramp) * theta / factor + ramp * theta
-
-
-def yarn_logit_scale(factor: float) -> float:
-    """YaRN's attention temperature: logits times (0.1 ln s + 1)²."""
-    _check_factor(factor)
-    return (0.1 * math.log(factor) + 1.0) ** 2
-
-
-def _check_factor(factor: float) -> None:
-    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor >= 1:
-        raise ValueError(f"factor must be a number >= 1, got {factor!r}")
+    def _cos_sin_at(self, x: Tensor, positions, offset: int) -> tuple[Tensor, Tensor]:
+        compute = _compute_dtype(x.dtype)
+        if positions is None:
+            length = x.shape[self._axis]
+            return self.cos_sin(length, offset=offset, device=x.device, dtype=compute)
+        if offset:
+            raise ValueError("pass either positions or offset, not both")
+        positions = _check_positions(positions, x, self.layout)
+        cos, sin = _cos_sin(rope_angles(positions, self.frequencies), compute, x.device)
+        return (cos[:, None], sin[:, None]) if positions.dim() == 2 else (cos, sin)
 
 
 __all__ = [
     "apply_rope",
     "apply_rotary",
     "half_split_permutation",
-    "interpolated_frequencies",
-    "ntk_frequencies",
+    "LAYOUTS",
     "rope_angles",
     "rope_frequencies",
     "RotaryEmbedding",
-    "yarn_frequencies",
-    "yarn_logit_scale",
 ]

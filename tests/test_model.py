@@ -1,18 +1,23 @@
-"""The GPT-2 harness and its position schemes (notebooks/02_gpt.md)."""
+"""The GPT-2 and its position schemes (the chapter *A GPT-2 with pluggable position schemes*)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+import ropelib.schemes  # noqa: F401  (registers the built-in adapters)
 from ropelib.model import (
     GPT,
     POSITION_SCHEMES,
+    ConfigError,
     GPTConfig,
     LayerCache,
     PositionScheme,
+    get_scheme,
     register_scheme,
 )
+from ropelib.schemes.absolute import LearnedPositions, SinusoidalPositions
+from ropelib.schemes.rope import RoPEScheme, XPosScheme
 
 SMALL = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, vocab_size=40)
 BUILT_IN = ["none", "learned", "sinusoidal", "rope", "xpos"]
@@ -119,10 +124,17 @@ def test_a_new_scheme_plugs_in_without_editing_the_model():
         del POSITION_SCHEMES["test-halve-values"]
 
 
-def test_xpos_refuses_positions_that_overflow():
+def test_xpos_runs_at_far_positions_and_refuses_a_span_that_overflows():
+    """Centred scales: the absolute position does not matter, the span within one call does."""
     model = model_for("xpos")
-    with pytest.raises(ValueError, match="30000"):
-        model.forward_features(torch.zeros(1, 2, dtype=torch.long), start=40_000)
+    idx = torch.randint(0, 40, (1, 6))
+    near = model.forward_features(idx)
+    far = model.forward_features(idx, start=1_000_000)
+    torch.testing.assert_close(far, near, atol=1e-4, rtol=1e-4)
+    caches = [LayerCache() for _ in model.transformer.h]
+    model.forward_features(idx[:, :1], caches=caches)  # the cache keeps the centre 0
+    with pytest.raises(ValueError, match="overflow"):
+        model.forward_features(idx[:, 1:2], start=100_000, caches=caches)
 
 
 def test_model_on_meta_device_then_materialised():
@@ -161,3 +173,60 @@ def test_bad_idx():
         model(torch.zeros(4))
     with pytest.raises(ValueError, match="idx"):
         model(torch.zeros(1, 4))
+
+
+def test_config_errors_are_value_errors_and_name_the_registered_schemes():
+    with pytest.raises(ConfigError, match="learned, none, rope, sinusoidal, xpos"):
+        GPTConfig(pe="rop")
+    with pytest.raises(ConfigError):
+        get_scheme("rop")
+    assert issubclass(ConfigError, ValueError)
+    for bad in (
+        dict(n_layer=0),
+        dict(pe="xpos", pe_options={"scale_base": 0}),
+        dict(pe="rope", pe_options={"gamma": 0.5}),
+        dict(n_embd=36, n_head=4),
+    ):
+        with pytest.raises(ConfigError):
+            GPTConfig(**{**SMALL, **bad})
+
+
+def test_schemes_are_adapters_in_ropelib_schemes():
+    assert POSITION_SCHEMES["learned"] is LearnedPositions
+    assert POSITION_SCHEMES["sinusoidal"] is SinusoidalPositions
+    assert POSITION_SCHEMES["rope"] is RoPEScheme and POSITION_SCHEMES["xpos"] is XPosScheme
+    assert issubclass(XPosScheme, RoPEScheme)  # context extension treats both as RoPE
+    layer = model_for("xpos").transformer.h[0].attn.pe
+    assert layer.rope is layer.xpos.rope
+
+
+@pytest.mark.parametrize("pe", BUILT_IN)
+def test_built_in_schemes_take_no_parameter_out_of_weight_decay(pe):
+    model = model_for(pe)
+    for module in model.modules():
+        if isinstance(module, PositionScheme):
+            assert module.no_weight_decay() == set()
+
+
+def test_a_schemes_no_weight_decay_names_its_own_parameters():
+    @register_scheme("test-learned-scale")
+    class LearnedScale(PositionScheme):
+        def __init__(self, config, layer=None):
+            super().__init__(config, layer)
+            self.scale = torch.nn.Parameter(torch.ones(config.head_dim, config.head_dim))
+
+        def no_weight_decay(self):
+            return {"scale"}
+
+    try:
+        model = model_for("test-learned-scale")
+        names = {
+            f"{prefix}.{name}" if prefix else name
+            for prefix, module in model.named_modules()
+            if isinstance(module, PositionScheme)
+            for name in module.no_weight_decay()
+        }
+        assert "transformer.h.0.attn.pe.scale" in names
+        assert names <= {name for name, _ in model.named_parameters()}
+    finally:
+        del POSITION_SCHEMES["test-learned-scale"]
