@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.format and not args.check:
             for path in args.only or sorted(args.notebooks.glob("*.md")):
                 if format_notebook(path):
-                    print(f"formatted {path.relative_to(args.notebooks.parent)}")
+                    print(f"formatted {path}")
         expected = render_modules(args.notebooks, args.package)
     except ExportError as error:
         print(f"export: {error}", file=sys.stderr)
