@@ -1,6 +1,6 @@
 # generated from notebooks/90_cli.md by tools/export.py, do not edit
 
-# %% notebooks/90_cli.md: The command line
+# %% notebooks/90_cli.md: The command line / Bad input and bugs
 import sys
 
 from ropelib.cli import main

@@ -1,7 +1,7 @@
 # generated from notebooks/90_cli.md by tools/export.py, do not edit
 
-# %% notebooks/90_cli.md: The command line
-"""The command line: `python -m ropelib COMMAND ...`. Built in notebooks/90_cli.md."""
+# %% notebooks/90_cli.md: The command line / Parsing the arguments
+"""The command line `python -m ropelib COMMAND ...` (the chapter *The command line*)."""
 
 from __future__ import annotations
 
@@ -10,53 +10,66 @@ import sys
 
 
 class UsageError(Exception):
-    """Bad input from the command line: reported as one line on stderr with exit status 2."""
+    """Bad command-line syntax. Defined in the chapter *The command line*."""
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse would print the whole usage; one line is enough
+    def error(
+        self, message: str
+    ):  # argparse would print the whole usage; one line is enough
         raise UsageError(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of `python -m ropelib`."""
-    parser = _Parser(prog="python -m ropelib", description="ropelib: rotary position embeddings")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    """The parser of `python -m ropelib`. Defined in the chapter *The command line*."""
+    parser = _Parser(
+        prog="python -m ropelib", description="ropelib: rotary position embeddings"
+    )
+    commands = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser
+    )
     bench = commands.add_parser("bench", help="run a benchmark and print ratios")
     bench.add_argument("name", help="benchmark name, e.g. rope")
-    bench.add_argument("--quick", action="store_true", help="a small size that runs in seconds")
+    bench.add_argument("--quick", action="store_true", help="a small size, seconds")
     commands.add_parser(
         "train",
         help="train one model",
         usage="python -m ropelib train [--preset=NAME] [--key=value ...]",
-        description="Train a GPT. Every field of ropelib.train.TrainConfig is a --key=value "
-        "option (e.g. --pe=rope --max_iters=200 --resume); presets: cpu-tiny, cpu-small, "
-        "crope-paper, tinystories-33m, gpt2-124m.",
+        description="Train a GPT. Every field of ropelib.train.TrainConfig is a "
+        "--key=value option (e.g. --pe=rope --max_iters=200 --resume); presets: "
+        "cpu-tiny, cpu-small, crope-paper, tinystories-33m, gpt2-124m.",
     )
     experiment = commands.add_parser("experiment", help="run a registered experiment")
     experiment.add_argument("name", help="experiment name, e.g. pe-basics")
-    experiment.add_argument("--quick", action="store_true", help="tiny runs, written to runs/")
+    experiment.add_argument("--quick", action="store_true", help="tiny runs, in runs/")
     experiment.add_argument("--seeds", type=int, default=None, help="number of seeds")
     return parser
 
 
+# %% notebooks/90_cli.md: The command line / The commands
 def run_bench(name: str, quick: bool) -> None:
+    """Run a benchmark. Defined in the chapter *The command line*."""
     from ropelib.bench import BENCHMARKS
 
     if name not in BENCHMARKS:
-        raise UsageError(f"unknown benchmark {name!r}; choose from {', '.join(sorted(BENCHMARKS))}")
+        choices = ", ".join(sorted(BENCHMARKS))
+        raise UsageError(f"unknown benchmark {name!r}; choose from {choices}")
     BENCHMARKS[name](quick=quick)
 
 
 def run_train(overrides: list[str]) -> None:
-    from ropelib.train import config_from_args, train
+    """Train one model. Defined in the chapter *The command line*."""
+    import ropelib.schemes  # noqa: F401  (registers every position scheme of the book)
+    from ropelib.train.config import config_from_args
+    from ropelib.train.loop import train
 
-    config = config_from_args(overrides)  # ValueError: reported as one line
+    config = config_from_args(overrides)
     metrics = train(config)
     if metrics["rank"] != 0:  # under torchrun, process 0 reports
         return
     losses = ", ".join(
-        f"{k} {'-' if v is None else f'{v:.4f}'}" for k, v in (metrics["val_loss"] or {}).items()
+        f"{k} {'-' if v is None else f'{v:.4f}'}"
+        for k, v in (metrics["val_loss"] or {}).items()
     )
     print(
         f"done: {metrics['iters']} steps, train loss {metrics['train_loss']:.4f}, "
@@ -67,24 +80,34 @@ def run_train(overrides: list[str]) -> None:
 
 
 def run_experiment_command(name: str, quick: bool, seeds: int | None) -> None:
-    from ropelib.model import import_chapters
-    from ropelib.train import EXPERIMENTS, results_table, run_experiment
-
-    import_chapters()  # chapters register their experiments when imported
+    """Run an experiment. Defined in the chapter *The command line*."""
+    import ropelib.experiments  # noqa: F401  (registers every experiment of the book)
+    import ropelib.schemes  # noqa: F401  (and every position scheme)
+    from ropelib.experiments.runner import EXPERIMENTS, run_experiment
+    from ropelib.experiments.tables import results_table
 
     if name not in EXPERIMENTS:
-        raise UsageError(
-            f"unknown experiment {name!r}; choose from {', '.join(sorted(EXPERIMENTS))}"
-        )
+        choices = ", ".join(sorted(EXPERIMENTS))
+        raise UsageError(f"unknown experiment {name!r}; choose from {choices}")
     if seeds is not None and seeds < 1:
         raise UsageError(f"--seeds must be a positive integer, got {seeds}")
     results_dir = run_experiment(name, quick=quick, seeds=seeds)
-    custom_table = EXPERIMENTS[name].table
-    print(custom_table(results_dir) if custom_table else results_table(name, results_dir)[0])
+    table = EXPERIMENTS[name].table
+    print(table(results_dir) if table else results_table(name, results_dir)[0])
+
+
+# %% notebooks/90_cli.md: The command line / Bad input and bugs
+def is_bad_input(error: BaseException) -> bool:
+    """Is it bad input (one line)? Defined in the chapter *The command line*."""
+    model = sys.modules.get("ropelib.model")  # not loaded: no ConfigError can be raised
+    config_error = getattr(model, "ConfigError", None)
+    return isinstance(error, UsageError) or (
+        config_error is not None and isinstance(error, config_error)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status (2 for bad input)."""
+    """Run it; exit status 2 on bad input. Defined in the chapter *The command line*."""
     try:
         args, rest = build_parser().parse_known_args(argv)
         if rest and args.command != "train":
@@ -95,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
             run_train(rest)
         elif args.command == "experiment":
             run_experiment_command(args.name, args.quick, args.seeds)
-    except (UsageError, ValueError) as error:  # bad input: one line, no traceback
+    except Exception as error:
+        if not is_bad_input(error):
+            raise  # a bug: the traceback, and exit status 1
         message = " ".join(str(error).split())
         print(f"ropelib: error: {message}", file=sys.stderr)
         return 2
@@ -104,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
 __all__ = [
     "build_parser",
+    "is_bad_input",
     "main",
     "run_bench",
     "run_experiment_command",

@@ -1,4 +1,6 @@
-"""`python -m ropelib` (notebooks/90_cli.md): bad input is one line on stderr and exit status 2.
+"""`python -m ropelib` (the chapter *The command line*, notebooks/90_cli.md): bad input, a
+`ConfigError` or a command-line syntax error, is one line on stderr and exit status 2; any other
+exception keeps its traceback and exits with status 1.
 
 Starting a fresh interpreter imports torch, about 3 s of CPU each here, so the 56 bad inputs run
 as forked copies of one process that has imported ropelib once: each child runs
@@ -21,7 +23,23 @@ ROOT = Path(__file__).resolve().parent.parent
 DRIVER = r"""
 import json, os, runpy, signal, sys, tempfile, traceback
 import ropelib.cli, ropelib.data, ropelib.model, ropelib.train  # imported once, before forking
+import ropelib.bench, ropelib.experiments, ropelib.schemes
 import matplotlib.figure, torch._dynamo  # imported on first use by the plot and by AdamW
+
+
+def _raises(error):
+    def benchmark(quick=False):
+        raise error
+
+    return benchmark
+
+
+# benchmarks that fail as bad input and as bugs do, for the cases named "raises ..."
+ropelib.bench.BENCHMARKS.update({
+    "raises-config-error": _raises(ropelib.model.ConfigError("n_head must divide n_embd")),
+    "raises-value-error": _raises(ValueError("shapes [2, 8] and [2, 9] do not match")),
+    "raises-runtime-error": _raises(RuntimeError("CUDA error: device-side assert")),
+})
 
 results = []
 for args in json.load(sys.stdin):
@@ -129,9 +147,23 @@ def bad_cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
             "unknown benchmark": (["bench", "no-such-benchmark"], "benchmark"),
             "unknown command": (["frobnicate"], "frobnicate"),
             "unknown flag of bench": (["bench", "rope", "--bogus"], "--bogus"),
+            "a ConfigError from inside a command": (["bench", "raises-config-error"], "n_head"),
         }
     )
     return cases
+
+
+# Exceptions that are not bad input: (arguments, the exception's last traceback line).
+BUGS = {
+    "a ValueError that is no ConfigError": (
+        ["bench", "raises-value-error"],
+        "ValueError: shapes [2, 8] and [2, 9] do not match",
+    ),
+    "a RuntimeError": (
+        ["bench", "raises-runtime-error"],
+        "RuntimeError: CUDA error: device-side assert",
+    ),
+}
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +175,7 @@ def outcomes(tmp_path_factory) -> dict[str, dict]:
     good = ["train", "--preset=cpu-tiny", f"--corpus={tiny}", "--block_size=16", "--max_iters=2"]
     good += ["--eval_interval=1", f"--data_dir={tmp / 'data'}", f"--out_dir={tmp / 'good'}"]
     arguments = [args for args, _ in cases.values()] + [good]
+    arguments += [args for args, _ in BUGS.values()]
     done = subprocess.run(
         [sys.executable, "-c", DRIVER],
         input=json.dumps(arguments),
@@ -154,7 +187,7 @@ def outcomes(tmp_path_factory) -> dict[str, dict]:
     )
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout)
-    return dict(zip([*cases, "good"], results, strict=True))
+    return dict(zip([*cases, "good", *BUGS], results, strict=True))
 
 
 def _bad_case_names() -> list[str]:
@@ -182,6 +215,35 @@ def test_good_train_command_runs(outcomes):
     result = outcomes["good"]
     assert result["status"] == 0, result["stderr"]
     assert "done: 2 steps" in result["stdout"]
+
+
+@pytest.mark.parametrize("name", list(BUGS))
+def test_other_exceptions_keep_their_traceback(outcomes, name):
+    result, last_line = outcomes[name], BUGS[name][1]
+    assert result["status"] not in (0, 2), result
+    assert "Traceback (most recent call last)" in result["stderr"], result["stderr"]
+    assert result["stderr"].rstrip().splitlines()[-1] == last_line, result["stderr"]
+    assert "ropelib: error:" not in result["stderr"], "a bug was reported as bad input"
+
+
+def test_a_bug_keeps_its_traceback_in_a_fresh_interpreter():
+    """The same as `python -m ropelib bench NAME` for a benchmark that has a bug."""
+    program = (
+        "import runpy, sys\n"
+        "import ropelib.bench\n"
+        "def broken(quick=False):\n"
+        "    raise ValueError('a bug, not bad input')\n"
+        "ropelib.bench.BENCHMARKS['broken'] = broken\n"
+        "sys.argv = ['ropelib', 'bench', 'broken']\n"
+        "runpy.run_module('ropelib', run_name='__main__', alter_sys=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback (most recent call last)" in done.stderr
+    assert done.stderr.rstrip().endswith("ValueError: a bug, not bad input"), done.stderr
+    assert "in run_bench" in done.stderr  # the frames of the command are kept
 
 
 def test_fresh_interpreters():
