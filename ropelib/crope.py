@@ -1,56 +1,73 @@
 # generated from notebooks/05_crope.md by tools/export.py, do not edit
 
-# %% notebooks/05_crope.md: CRoPE: queries, keys and values as complex-linear maps / The layer
+# %% notebooks/05_crope.md: CRoPE: queries, keys and values as complex-linear maps / Complex-
+#    linear maps as real matrices
+"""CRoPE's complex-linear query, key and value projections, for any attention layer.
+
+Derived in the chapter *CRoPE: queries, keys and values as complex-linear maps*.
+"""
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ropelib.model import GPTConfig, RoPE, register_scheme
 from ropelib.rope import half_split_permutation
-from ropelib.train import PRESETS, TrainConfig, register_experiment
+
+
+def _check_even(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value % 2:
+        raise ValueError(f"{name} must be a positive even integer, got {value!r}")
+    return value
 
 
 def complex_linear_weight(real: Tensor, imag: Tensor) -> Tensor:
     """The real `[2·out, 2·in]` matrix of `real + i·imag` acting on interleaved pairs.
 
-    Block (r, c) is [[A, -B], [B, A]]. Derived in notebooks/05_crope.md.
+    Derived in the chapter *CRoPE: queries, keys and values as complex-linear maps*.
     """
+    if real.dim() != 2 or real.shape != imag.shape:
+        raise ValueError(
+            "real and imag must be matrices [out/2, in/2] of one shape, got "
+            f"{tuple(real.shape)} and {tuple(imag.shape)}"
+        )
     out_pairs, in_pairs = real.shape
     top = torch.stack((real, -imag), dim=-1)  # row 2r:   A x_{2c} - B x_{2c+1}
     bottom = torch.stack((imag, real), dim=-1)  # row 2r+1: B x_{2c} + A x_{2c+1}
     return torch.stack((top, bottom), dim=1).reshape(2 * out_pairs, 2 * in_pairs)
 
 
+# %% notebooks/05_crope.md: CRoPE: queries, keys and values as complex-linear maps / The layer
 class ComplexLinear(nn.Module):
-    """A complex-linear map C^(in/2) -> C^(out/2) on interleaved pairs, plus a real bias.
+    """A complex-linear map `[..., in]` -> `[..., out]` on interleaved pairs, real bias.
 
-    `out_permutation` reorders the output channels (e.g. to the half-split pairing of each
-    head). Derived in notebooks/05_crope.md.
+    Derived in the chapter *CRoPE: queries, keys and values as complex-linear maps*.
     """
 
-    own_init = True  # GPT._init_weights leaves it alone: the init below matches GPT-2's variance
+    own_init = True  # GPT._init_weights leaves it alone: reset_parameters matches GPT-2
 
     def __init__(
         self,
         in_features: int,
         out_features: int,
+        *,
         bias: bool = True,
         out_permutation: Tensor | None = None,
     ) -> None:
         super().__init__()
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value % 2:
-                raise ValueError(f"{name} must be a positive even integer, got {value!r}")
-        self.in_features, self.out_features = in_features, out_features
-        self.weight_real = nn.Parameter(torch.empty(out_features // 2, in_features // 2))
-        self.weight_imag = nn.Parameter(torch.empty(out_features // 2, in_features // 2))
+        self.in_features = _check_even("in_features", in_features)
+        self.out_features = _check_even("out_features", out_features)
+        shape = (out_features // 2, in_features // 2)
+        self.weight_real = nn.Parameter(torch.empty(shape))
+        self.weight_imag = nn.Parameter(torch.empty(shape))
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        order = None
         if out_permutation is not None:
-            self.register_buffer("out_permutation", out_permutation.clone(), persistent=False)
-        else:
-            self.out_permutation = None
+            order = torch.as_tensor(out_permutation, device="cpu").clone()
+            if not torch.equal(order.sort().values, torch.arange(out_features)):
+                raise ValueError(f"out_permutation must reorder range({out_features})")
+        self.register_buffer("out_permutation", order, persistent=False)
         self.reset_parameters()
 
     def reset_parameters(self, std: float = 0.02) -> None:
@@ -65,82 +82,93 @@ class ComplexLinear(nn.Module):
         return weight if self.out_permutation is None else weight[self.out_permutation]
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"x must have in_features = {self.in_features} channels last, "
+                f"got shape {tuple(x.shape)}"
+            )
         return F.linear(x, self.weight(), self.bias)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
 
-# %% notebooks/05_crope.md: CRoPE: queries, keys and values as complex-linear maps / The layer
-class ComplexQKV(nn.Module):
-    """Complex-linear query, key and value projections: `x [B, T, C]` -> q, k, v `[B, T, C]`."""
+# %% notebooks/05_crope.md: CRoPE: queries, keys and values as complex-linear maps / Queries,
+#    keys and values
+def _half_split_rows(n_heads: int, head_dim: int) -> Tensor:
+    """Row order putting the complex pairs at (j, j + head_dim/2) inside every head."""
+    inverse = half_split_permutation(head_dim).argsort()
+    heads = torch.arange(n_heads, device="cpu")[:, None] * head_dim
+    return (heads + inverse[None, :]).flatten()
 
-    def __init__(self, config: GPTConfig, interleaved: bool = True) -> None:
+
+class ComplexQKV(nn.Module):
+    """Complex-linear q, k, v projections: `x [..., C]` -> q, k, v, each `[..., C]`.
+
+    Derived in the chapter *CRoPE: queries, keys and values as complex-linear maps*.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        *,
+        bias: bool = True,
+        interleaved: bool = True,
+        head_dim: int | None = None,
+    ) -> None:
         super().__init__()
-        C, D = config.n_embd, config.head_dim
-        permutation = None
-        if not interleaved:  # pairs (j, j + D/2) inside every head of q, k and v
-            inverse = half_split_permutation(D).argsort()
-            heads = torch.arange(3 * C // D, device="cpu")[:, None] * D
-            permutation = (heads + inverse[None, :]).flatten()
-        self.c_attn = ComplexLinear(C, 3 * C, bias=config.bias, out_permutation=permutation)
+        self.d_model, self.interleaved = (
+            _check_even("d_model", d_model),
+            bool(interleaved),
+        )
+        if head_dim is not None and d_model % _check_even("head_dim", head_dim):
+            raise ValueError(
+                f"head_dim must divide d_model = {d_model}, got {head_dim}"
+            )
+        if not interleaved and head_dim is None:
+            raise ValueError(
+                "head_dim is needed with interleaved=False (pairs within heads)"
+            )
+        self.head_dim = head_dim
+        rows = (
+            None if interleaved else _half_split_rows(3 * d_model // head_dim, head_dim)
+        )
+        self.c_attn = ComplexLinear(
+            d_model, 3 * d_model, bias=bias, out_permutation=rows
+        )
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return self.c_attn(x).split(x.shape[-1], dim=-1)
+        if x.shape[-1] != self.d_model:
+            raise ValueError(
+                f"x must have d_model = {self.d_model} channels last, "
+                f"got shape {tuple(x.shape)}"
+            )
+        return self.c_attn(x).split(self.d_model, dim=-1)
 
 
-@register_scheme("crope")
-class CRoPE(RoPE):
-    """CRoPE: RoPE with complex-linear Q/K/V projections. Derived in notebooks/05_crope.md."""
+# %% notebooks/05_crope.md: CRoPE: queries, keys and values as complex-linear maps / Counting
+#    parameters
+def crope_parameter_counts(
+    n_embd: int, n_layer: int, vocab_size: int, *, bias: bool = True
+) -> dict[str, int]:
+    """Parameters of GPT-2 with `rope` and with `crope` (neither has position parameters).
 
-    rotary = True
-
-    def __init__(self, config: GPTConfig, layer: int | None = None, interleaved: bool = True):
-        super().__init__(config, layer, interleaved=interleaved)
-        self.interleaved = interleaved
-
-    @classmethod
-    def check_config(cls, config: GPTConfig) -> None:
-        super().check_config(config)
-        if config.n_embd % 2:
-            raise ValueError(f"pe='crope' needs an even n_embd, got {config.n_embd}")
-
-    def projection(self, config: GPTConfig) -> nn.Module:
-        return ComplexQKV(config, interleaved=self.interleaved)
-
-
-def crope_parameter_counts(n_embd: int, n_layer: int, vocab_size: int, bias: bool = True) -> dict:
-    """Parameter counts of GPT-2 with `rope` and with `crope` (no position parameters in either).
-
-    Per layer: attention 4C² (rope) or 1.5C² + C² (crope), MLP 8C², LayerNorms and biases.
-    Derived in notebooks/05_crope.md.
+    Derived in the chapter *CRoPE: queries, keys and values as complex-linear maps*.
     """
-    C = n_embd
-    biases = (3 * C + C + 4 * C + C) if bias else 0  # qkv, attn proj, mlp fc, mlp proj
-    norms = (2 if bias else 1) * 2 * C
-    shared = (
-        vocab_size * C + (2 if bias else 1) * C + n_layer * (C * C + 8 * C * C + biases + norms)
-    )
-    return {"rope": shared + n_layer * 3 * C * C, "crope": shared + n_layer * 3 * C * C // 2}
-
-
-# %% notebooks/05_crope.md: CRoPE: queries, keys and values as complex-linear maps / Experiment:
-#    does the halved projection cost accuracy?
-CROPE_EXPERIMENT = dict(
-    n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16, max_iters=400,
-    lr=1e-3, schedule="step", gamma=0.8, step_size=40, warmup_iters=0, weight_decay=0.01,
-    vocab_size=4096, eval_interval=50, eval_iters=10, checkpoint_interval=100,
-)  # fmt: skip
-
-
-@register_experiment("crope", seeds=3)
-def crope_experiment(quick: bool) -> dict[str, TrainConfig]:
-    """RoPE vs CRoPE vs learned absolute at the CRoPE paper's model shape, two corpora."""
-    base = dict(PRESETS["cpu-tiny"], max_iters=6, eval_interval=3) if quick else CROPE_EXPERIMENT
+    for name, value in (
+        ("n_embd", n_embd),
+        ("n_layer", n_layer),
+        ("vocab_size", vocab_size),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    C, per_norm = n_embd, 2 if bias else 1  # a LayerNorm has a weight and maybe a bias
+    biases = 9 * C if bias else 0  # qkv 3C, attention out C, MLP 4C and C
+    layer = C * C + 8 * C * C + biases + 2 * per_norm * C  # all but Q, K, V weights
+    shared = vocab_size * C + per_norm * C + n_layer * layer  # + the final LayerNorm
     return {
-        f"{pe} {corpus}": TrainConfig(**{**base, "pe": pe, "corpus": corpus})
-        for corpus in ("shakespeare", "bible")
-        for pe in ("rope", "crope", "learned")
+        "rope": shared + n_layer * 3 * C * C,
+        "crope": shared + n_layer * 3 * C * C // 2,
     }
 
 
@@ -148,8 +176,5 @@ __all__ = [
     "complex_linear_weight",
     "ComplexLinear",
     "ComplexQKV",
-    "CRoPE",
-    "CROPE_EXPERIMENT",
-    "crope_experiment",
     "crope_parameter_counts",
 ]
