@@ -1,6 +1,6 @@
 # generated from notebooks/02_gpt.md by tools/export.py, do not edit
 
-# %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The interface
+# %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / Naming a scheme
 """The GPT-2 of the book and the interface through which position schemes enter it."""
 
 from __future__ import annotations
@@ -24,11 +24,10 @@ class ConfigError(ValueError):
 
 
 POSITION_SCHEMES: dict[str, type[PositionScheme]] = {}
+Decorator = Callable[[type["PositionScheme"]], type["PositionScheme"]]
 
 
-def register_scheme(
-    name: str,
-) -> Callable[[type[PositionScheme]], type[PositionScheme]]:
+def register_scheme(name: str) -> Decorator:
     """Register a scheme class under `name`, so that `GPTConfig(pe=name)` builds it.
 
     Defined in the chapter *A GPT-2 with pluggable position schemes*.
@@ -36,10 +35,10 @@ def register_scheme(
 
     def decorate(cls: type[PositionScheme]) -> type[PositionScheme]:
         known = POSITION_SCHEMES.get(name)
-        if known is not None and known.__qualname__ != cls.__qualname__:
-            raise ValueError(
-                f"position scheme {name!r} is registered twice"
-            )  # re-runs are fine
+        if (
+            known is not None and known.__qualname__ != cls.__qualname__
+        ):  # re-runs: fine
+            raise ValueError(f"position scheme {name!r} is registered twice")
         cls.name = name
         POSITION_SCHEMES[name] = cls
         return cls
@@ -60,36 +59,7 @@ def get_scheme(name: str) -> type[PositionScheme]:
     return POSITION_SCHEMES[name]
 
 
-# %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The interface
-def _positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _check_config(config: GPTConfig) -> None:
-    for name in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size"):
-        _positive_int(name, getattr(config, name))
-    if config.n_embd % config.n_head:
-        raise ConfigError(
-            f"n_embd must be divisible by n_head, got {config.n_embd} and {config.n_head}"
-        )
-    if not (isinstance(config.dropout, (int, float)) and 0 <= config.dropout < 1):
-        raise ConfigError(f"dropout must be in [0, 1), got {config.dropout!r}")
-    base = config.rope_base
-    if not (isinstance(base, (int, float)) and math.isfinite(base) and base > 1):
-        raise ConfigError(f"rope_base must be a finite number > 1, got {base!r}")
-    if not isinstance(config.pe_options, dict):
-        kind = type(config.pe_options).__name__
-        raise ConfigError(f"pe_options must be a dict, got {kind}")
-    try:
-        get_scheme(config.pe).check_config(config)
-    except ConfigError:
-        raise
-    except ValueError as error:  # the scheme's own check: still a configuration error
-        raise ConfigError(str(error)) from error
-
-
-# %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The interface
+# %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The configuration
 @dataclass
 class GPTConfig:
     """The model's shape and its position scheme `pe` with its `pe_options`.
@@ -108,9 +78,7 @@ class GPTConfig:
     dropout: float = 0.0
     bias: bool = True
     rope_base: float = 10000.0
-    pe_options: dict[str, Any] = field(
-        default_factory=dict
-    )  # keyword arguments of the scheme
+    pe_options: dict[str, Any] = field(default_factory=dict)  # the scheme's keywords
 
     @property
     def head_dim(self) -> int:
@@ -129,34 +97,60 @@ class GPTConfig:
             raise ConfigError(str(error)) from error
 
 
-# %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The interface
-class QKVProjection(nn.Module):
-    """GPT-2's fused projection `x [B, T, C]` -> `q, k, v`, each `[B, T, C]`.
+# %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The configuration
+def _check_config(config: GPTConfig) -> None:
+    for name in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    if config.n_embd % config.n_head:
+        raise ConfigError(
+            f"n_embd must be divisible by n_head, got {config.n_embd} and {config.n_head}"
+        )
+    if not (isinstance(config.dropout, (int, float)) and 0 <= config.dropout < 1):
+        raise ConfigError(f"dropout must be in [0, 1), got {config.dropout!r}")
+    base = config.rope_base
+    if not (isinstance(base, (int, float)) and math.isfinite(base) and base > 1):
+        raise ConfigError(f"rope_base must be a finite number > 1, got {base!r}")
+    if not isinstance(config.pe_options, dict):
+        kind = type(config.pe_options).__name__
+        raise ConfigError(f"pe_options must be a dict, got {kind}")
+    try:
+        get_scheme(config.pe).check_config(config)
+    except ConfigError:
+        raise
+    except ValueError as error:  # the scheme's own check: a configuration error too
+        raise ConfigError(str(error)) from error
 
-    Defined in the chapter *A GPT-2 with pluggable position schemes*.
-    """
 
-    def __init__(self, config: GPTConfig) -> None:
-        super().__init__()
-        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+def _check_scheme_config(cls: type[PositionScheme], config: GPTConfig) -> None:
+    """What every scheme checks: even head_dim if rotary, and the names of pe_options."""
+    if cls.rotary and config.head_dim % 2:
+        raise ValueError(
+            f"pe={cls.name!r} rotates pairs of channels: head_dim = n_embd / n_head must "
+            f"be even, got {config.n_embd} / {config.n_head} = {config.head_dim}"
+        )
+    accepted = inspect.signature(cls.__init__).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        unknown = set(config.pe_options) - set(accepted) - {"self", "config", "layer"}
+        if unknown:
+            raise ValueError(
+                f"pe_options: {cls.name!r} takes no option {sorted(unknown)}"
+            )
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return self.c_attn(x).split(x.shape[-1], dim=-1)
 
-
+# %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The scheme's interface
 class PositionScheme(nn.Module):
     """Where position enters the model; every hook is the identity (NoPE).
 
-    Defined in the chapter *A GPT-2 with pluggable position schemes*. Shapes: B batch, T tokens
-    of this forward pass, C = n_embd, H = n_head, D = head_dim; `positions` is the integer
-    tensor `[T]` of absolute positions, `start + arange(T)` after `start` cached tokens. One
-    instance is built for the model (`layer=None`: only `embed` is called) and one per
-    attention layer (`layer=i`: every other hook). Class attributes: `name` (set by
-    `register_scheme`), `rotary` (True: q/k channels are rotated in pairs, so head_dim must be
-    even). A submodule with `own_init = True` keeps its own initialisation.
+    Defined in the chapter *A GPT-2 with pluggable position schemes*. Shapes: B batch, T
+    tokens of this pass, C = n_embd, H = n_head, D = head_dim; `positions` is the integer
+    tensor `[T]`, `start + arange(T)` after `start` cached tokens. `rotary` (class
+    attribute): pairs of q/k channels are rotated, so head_dim must be even. A submodule
+    with `own_init = True` keeps its own initialisation.
     """
 
-    name: ClassVar[str] = "none"
+    name: ClassVar[str] = "none"  # set by register_scheme
     rotary: ClassVar[bool] = False
 
     def __init__(
@@ -173,20 +167,7 @@ class PositionScheme(nn.Module):
     @classmethod
     def check_config(cls, config: GPTConfig) -> None:
         """Raise ValueError, naming the field, for a config this scheme cannot run."""
-        if cls.rotary and config.head_dim % 2:
-            raise ValueError(
-                f"pe={cls.name!r} rotates pairs of channels: head_dim = n_embd / n_head "
-                f"must be even, got {config.n_embd} / {config.n_head} = {config.head_dim}"
-            )
-        accepted = inspect.signature(cls.__init__).parameters
-        if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
-            unknown = (
-                set(config.pe_options) - set(accepted) - {"self", "config", "layer"}
-            )
-            if unknown:
-                raise ValueError(
-                    f"pe_options: {cls.name!r} takes no option {sorted(unknown)}"
-                )
+        _check_scheme_config(cls, config)
 
     @property
     def max_length(self) -> int | None:
@@ -194,7 +175,7 @@ class PositionScheme(nn.Module):
         return None
 
     def no_weight_decay(self) -> set[str]:
-        """Names of this module's own parameters, relative to it, that take no weight decay."""
+        """Names of this module's own parameters, relative to it, that take no decay."""
         return set()
 
     def embed(self, h: Tensor, positions: Tensor) -> Tensor:
@@ -208,17 +189,17 @@ class PositionScheme(nn.Module):
     def rotate(
         self, q: Tensor, k: Tensor, positions: Tensor, x: Tensor, state: dict | None
     ) -> tuple[Tensor, Tensor]:
-        """Queries and keys `[B, H, T, D]` at `positions [T]` -> `(q, k)`, the same shapes.
+        """Queries and keys `[B, H, T, D]` at `positions [T]` -> `(q, k)`, same shapes.
 
-        `x [B, T, C]` is the layer's input after its LayerNorm (for data-dependent rotations).
-        `state` is None without a KV cache; with one it is the layer's `LayerCache.state`,
-        the same dict at every decoding step and empty at the first. The keys returned are
-        the ones cached.
+        `x [B, T, C]` is the layer's input after its LayerNorm (for data-dependent
+        rotations). `state` is None without a KV cache; with one it is the layer's
+        `LayerCache.state`, the same dict at every step and empty at the first. The keys
+        returned are the ones cached.
         """
         return q, k
 
     def values(self, v: Tensor, positions: Tensor) -> Tensor:
-        """Values `[B, H, T, D]` before attention (they are cached as returned)."""
+        """Values `[B, H, T, D]` before attention (cached as returned)."""
         return v
 
     def output(self, y: Tensor, positions: Tensor) -> Tensor:
@@ -230,6 +211,20 @@ register_scheme("none")(PositionScheme)
 
 
 # %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The model
+class QKVProjection(nn.Module):
+    """GPT-2's fused projection `x [B, T, C]` -> `q, k, v`, each `[B, T, C]`.
+
+    Defined in the chapter *A GPT-2 with pluggable position schemes*.
+    """
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.c_attn(x).split(x.shape[-1], dim=-1)
+
+
 @dataclass
 class LayerCache:
     """One layer's cached keys and values `[B, H, T, D]` and the scheme's `state`.
@@ -246,6 +241,7 @@ class LayerCache:
         return 0 if self.k is None else self.k.shape[-2]
 
 
+# %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The model
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig, layer: int) -> None:
         super().__init__()
@@ -259,38 +255,31 @@ class CausalSelfAttention(nn.Module):
         self, x: Tensor, positions: Tensor, cache: LayerCache | None = None
     ) -> Tensor:
         B, T, C = x.shape
-        q, k, v = (
-            t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-            for t in self.qkv(x)
-        )
+        heads = lambda t: t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # noqa: E731
+        q, k, v = map(heads, self.qkv(x))  # [B, H, T, D]
         q, k = self.pe.rotate(
             q, k, positions, x, None if cache is None else cache.state
         )
-        v = self.pe.values(v, positions)  # q, k, v: [B, H, T, D]
+        v = self.pe.values(v, positions)
         mask, causal = None, T > 1
         if cache is not None:
             past = cache.length
             if past:
                 k, v = torch.cat((cache.k, k), dim=-2), torch.cat((cache.v, v), dim=-2)
                 causal = False
-                if (
-                    T > 1
-                ):  # bottom-right aligned causal mask: query i sees keys <= past + i
+                if T > 1:  # bottom-right aligned: query i sees keys <= past + i
                     mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device)
                     mask = mask.tril(diagonal=past)
             cache.k, cache.v = k, v
+        dropout = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=mask,
-            is_causal=causal,
-            dropout_p=self.dropout if self.training else 0.0,
+            q, k, v, attn_mask=mask, is_causal=causal, dropout_p=dropout
         )
         y = self.pe.output(y, positions)  # [B, H, T, D]
         return self.resid_dropout(self.c_proj(y.transpose(1, 2).reshape(B, T, C)))
 
 
+# %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The model
 class MLP(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
@@ -318,7 +307,59 @@ class Block(nn.Module):
 
 
 # %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The model
-class GPT(nn.Module):
+def _init_gpt2(model: nn.Module, n_layer: int) -> None:
+    """GPT-2's initialisation of every Linear and Embedding not marked `own_init`."""
+    for module in model.modules():
+        if getattr(module, "own_init", False):
+            continue
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+    for name, parameter in model.named_parameters():
+        if name.endswith("c_proj.weight"):  # the projections into the residual stream
+            nn.init.normal_(parameter, mean=0.0, std=0.02 / math.sqrt(2 * n_layer))
+
+
+# %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The model
+class _Generation:
+    """`GPT.generate`: sampling with a KV cache, or a sliding window for learned tables."""
+
+    @torch.no_grad()
+    def generate(
+        self,
+        idx: Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        *,
+        use_cache: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Append `max_new_tokens` sampled tokens to `idx [B, T]` (temperature 0: greedy)."""
+        _check_generate(max_new_tokens, temperature)
+        limit = self.max_length
+        if limit is not None and idx.shape[1] + max_new_tokens > limit:
+            use_cache = False  # a learned table: slide a window of block_size tokens
+        caches = [LayerCache() for _ in self.transformer.h] if use_cache else None
+        logits = self._last_logits(idx, caches, start=0)
+        for _ in range(max_new_tokens):
+            next_token = _sample(logits, temperature, top_k, generator)
+            idx = torch.cat((idx, next_token), dim=1)
+            if caches is None:
+                window = idx if limit is None else idx[:, -limit:]
+                logits = self._last_logits(window, None, start=0)
+            else:
+                logits = self._last_logits(next_token, caches, start=idx.shape[1] - 1)
+        return idx
+
+    def _last_logits(self, idx: Tensor, caches, start: int) -> Tensor:
+        hidden = self.forward_features(idx, start=start, caches=caches)
+        return self.lm_head(hidden[:, -1])
+
+
+# %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The model
+class GPT(_Generation, nn.Module):
     """GPT-2 with a pluggable position scheme.
 
     Defined in the chapter *A GPT-2 with pluggable position schemes*.
@@ -339,25 +380,8 @@ class GPT(nn.Module):
             )
         )
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.lm_head.weight = (
-            self.transformer.wte.weight
-        )  # tied input and output embeddings
-        self.apply(self._init_weights)
-        for name, parameter in self.named_parameters():
-            if name.endswith("c_proj.weight"):  # projections into the residual stream
-                nn.init.normal_(
-                    parameter, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer)
-                )
-
-    def _init_weights(self, module: nn.Module) -> None:
-        if getattr(module, "own_init", False):
-            return
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        self.lm_head.weight = self.transformer.wte.weight  # tied input and output
+        _init_gpt2(self, config.n_layer)
 
     @property
     def max_length(self) -> int | None:
@@ -368,100 +392,62 @@ class GPT(nn.Module):
         """Number of parameters, each tied tensor counted once."""
         return sum(p.numel() for p in self.parameters())
 
-    def _check_idx(self, idx: Tensor, start: int) -> None:
-        if not isinstance(idx, Tensor) or idx.dim() != 2 or idx.is_floating_point():
-            raise ValueError("idx must be an integer tensor of shape [batch, seq]")
-        limit = self.max_length
-        if limit is not None and start + idx.shape[1] > limit:
-            raise ValueError(
-                f"sequence of {start + idx.shape[1]} tokens exceeds pe={self.config.pe!r}'s "
-                f"maximum length {limit} (block_size)"
-            )
-
     def forward_features(
         self, idx: Tensor, *, start: int = 0, caches: list[LayerCache] | None = None
     ) -> Tensor:
-        """Final hidden states `[B, T, C]` of `idx [B, T]` at positions `start + arange(T)`."""
-        self._check_idx(idx, start)
+        """Final hidden states `[B, T, C]` of `idx [B, T]` at `start + arange(T)`."""
+        _check_idx(idx, start, self.max_length, self.config.pe)
         positions = torch.arange(start, start + idx.shape[1], device=idx.device)
-        x = self.transformer.drop(
-            self.transformer.pe.embed(self.transformer.wte(idx), positions)
-        )
+        h = self.transformer.pe.embed(self.transformer.wte(idx), positions)
+        x = self.transformer.drop(h)
         for i, block in enumerate(self.transformer.h):
             x = block(x, positions, None if caches is None else caches[i])
         return self.transformer.ln_f(x)
 
-    def forward(
-        self, idx: Tensor, targets: Tensor | None = None
-    ) -> tuple[Tensor, Tensor | None]:
-        """Logits `[B, T, V]` for tokens `idx [B, T]`, and the mean cross-entropy if `targets`."""
+    def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple:
+        """Logits `[B, T, V]` of tokens `idx [B, T]`, and the mean cross-entropy if `targets`."""
         logits = self.lm_head(self.forward_features(idx))
         if targets is None:
             return logits, None
-        loss = F.cross_entropy(
-            logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-1
-        )
-        return logits, loss
+        flat = logits.flatten(0, 1).float()
+        return logits, F.cross_entropy(flat, targets.flatten(), ignore_index=-1)
 
-    @torch.no_grad()
-    def generate(
-        self,
-        idx: Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        *,
-        use_cache: bool = True,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """Append `max_new_tokens` sampled tokens to `idx [B, T]` (temperature 0: greedy)."""
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
-            raise ValueError(
-                f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}"
-            )
-        if max_new_tokens < 0 or temperature < 0:
-            raise ValueError("max_new_tokens and temperature must be non-negative")
-        limit = self.max_length
-        if limit is not None and idx.shape[1] + max_new_tokens > limit:
-            use_cache = (
-                False  # learned positions: slide a window of block_size tokens instead
-            )
-        caches = [LayerCache() for _ in self.transformer.h] if use_cache else None
-        logits = self._last_logits(idx, caches, start=0)
-        for _ in range(max_new_tokens):
-            next_token = self._sample(logits, temperature, top_k, generator)
-            idx = torch.cat((idx, next_token), dim=1)
-            if caches is None:
-                window = idx if limit is None else idx[:, -limit:]
-                logits = self._last_logits(window, None, start=0)
-            else:
-                logits = self._last_logits(next_token, caches, start=idx.shape[1] - 1)
-        return idx
 
-    def _last_logits(
-        self, idx: Tensor, caches: list[LayerCache] | None, start: int
-    ) -> Tensor:
-        return self.lm_head(
-            self.forward_features(idx, start=start, caches=caches)[:, -1]
+# %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The model
+def _check_idx(idx: Tensor, start: int, limit: int | None, pe: str) -> None:
+    if not isinstance(idx, Tensor) or idx.dim() != 2 or idx.is_floating_point():
+        raise ValueError("idx must be an integer tensor of shape [batch, seq]")
+    if limit is not None and start + idx.shape[1] > limit:
+        raise ValueError(
+            f"sequence of {start + idx.shape[1]} tokens exceeds pe={pe!r}'s "
+            f"maximum length {limit} (block_size)"
         )
 
-    @staticmethod
-    def _sample(
-        logits: Tensor, temperature: float, top_k: int | None, generator
-    ) -> Tensor:
-        if temperature == 0:
-            return logits.argmax(dim=-1, keepdim=True)
-        logits = logits.float() / temperature
-        if top_k is not None:
-            threshold = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
-            logits = logits.masked_fill(logits < threshold, float("-inf"))
-        return torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
+
+def _check_generate(max_new_tokens: object, temperature: float) -> None:
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
+        raise ValueError(
+            f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}"
+        )
+    if max_new_tokens < 0 or temperature < 0:
+        raise ValueError("max_new_tokens and temperature must be non-negative")
+
+
+def _sample(logits: Tensor, temperature: float, top_k: int | None, generator) -> Tensor:
+    if temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits.float() / temperature
+    if top_k is not None:
+        threshold = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
+        logits = logits.masked_fill(logits < threshold, float("-inf"))
+    return torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
 
 
 __all__ = [
     "Block",
     "CausalSelfAttention",
     "ConfigError",
+    "Decorator",
     "get_scheme",
     "GPT",
     "GPTConfig",

@@ -60,8 +60,18 @@ def xpos_scales(
     return torch.cat((scale, scale), dim=-1)
 
 
-def _scaled(x: Tensor, scale: Tensor, positions: Tensor, centre, layout: str) -> Tensor:
-    """`x` times `scale` `[T, D]` / `[B, T, D]` in the compute dtype, refusing overflow."""
+def _scaled(
+    x: Tensor, positions: Tensor, centre: Tensor, sign: float, xpos: XPos
+) -> Tensor:
+    """`x` times its scales in the compute dtype; a scale that overflows is refused."""
+    scale = xpos_scales(
+        positions,
+        xpos.zeta,
+        centre,
+        xpos.scale_base,
+        sign=sign,
+        interleaved=xpos.interleaved,
+    )  # [T, D] or [B, T, D]
     if not bool(torch.isfinite(scale[..., 0].to(x.dtype)).all()):
         spread = float((positions.double() - centre).abs().max())
         raise ValueError(
@@ -71,7 +81,7 @@ def _scaled(x: Tensor, scale: Tensor, positions: Tensor, centre, layout: str) ->
         )
     if positions.dim() == 2:  # per-sample positions: [B, T, D] -> [B, 1, T, D]
         scale = scale[:, None]
-    if layout == "bthd":
+    if xpos.layout == "bthd":
         scale = scale.transpose(-2, -3) if scale.dim() == 4 else scale[:, None]
     compute = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
     return (x.to(compute) * scale.to(x.device, compute)).to(x.dtype)
@@ -97,12 +107,8 @@ class XPos(nn.Module):
     ) -> None:
         super().__init__()
         if not (isinstance(scale_base, (int, float)) and 0 < scale_base < math.inf):
-            raise ValueError(
-                f"scale_base must be a finite number > 0, got {scale_base!r}"
-            )
-        self.zeta = xpos_zeta(
-            head_dim, gamma
-        )  # float64 CPU: model.half() must not round it
+            raise ValueError(f"scale_base must be finite and > 0, got {scale_base!r}")
+        self.zeta = xpos_zeta(head_dim, gamma)  # float64 CPU: .half() must not round it
         self.rope = RotaryEmbedding(
             head_dim, base=base, interleaved=interleaved, layout=layout
         )
@@ -120,8 +126,8 @@ class XPos(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """RoPE-rotated `q`, `k` scaled so that pair i of q·k gains ζ_i^((m-n)/scale_base).
 
-        Positions as in `RotaryEmbedding`; `centre` (default: the middle of the keys'
-        positions) is the reference r; calls whose outputs meet in one score share it.
+        Positions as in `RotaryEmbedding`; `centre` is the reference r (default: the
+        middle of the keys' positions), which calls whose outputs meet must share.
         """
         q, k = self.rope.rotate_queries_and_keys(q, k, positions, offset=offset)
         axis = 2 if self.layout == "bhtd" else 1
@@ -130,22 +136,12 @@ class XPos(nn.Module):
             keys = torch.arange(offset, offset + n_keys, device=k.device)
         else:
             keys = torch.as_tensor(positions, device=k.device)
-        centre = xpos_centre(keys) if centre is None else centre
-        if isinstance(centre, Tensor):
-            centre = centre.to(k.device, torch.float64)
+        if centre is None:
+            centre = xpos_centre(keys)
+        centre = torch.as_tensor(centre, dtype=torch.float64, device=k.device)
         queries = keys[..., n_keys - n_queries :]
-        scale = lambda at, sign: xpos_scales(  # noqa: E731
-            at,
-            self.zeta,
-            centre,
-            self.scale_base,
-            sign=sign,
-            interleaved=self.interleaved,
-        )
-        return (
-            _scaled(q, scale(queries, 1.0), queries, centre, self.layout),
-            _scaled(k, scale(keys, -1.0), keys, centre, self.layout),
-        )
+        q = _scaled(q, queries, centre, 1.0, self)
+        return q, _scaled(k, keys, centre, -1.0, self)
 
 
 # %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / xPos: a rotation with a
