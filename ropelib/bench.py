@@ -1,21 +1,22 @@
 # generated from notebooks/94_benchmarks.md by tools/export.py, do not edit
 
-# %% notebooks/94_benchmarks.md: Benchmarks / RoPE: speed
-"""Benchmarks for `python -m ropelib bench NAME`: ratios measured side by side in one process."""
+# %% notebooks/94_benchmarks.md: Benchmarks / Timing side by side
+"""Benchmarks for `python -m ropelib bench NAME` (the appendix *Benchmarks*)."""
 
 from __future__ import annotations
 
 import statistics
+import textwrap
 import time
 from collections.abc import Callable
 
 import torch
 
-BENCHMARKS: dict[str, Callable[..., dict[str, float]]] = {}
+BENCHMARKS: dict[str, Callable[..., object]] = {}
 
 
 def register_benchmark(name: str) -> Callable:
-    """Register `fn(quick: bool) -> {candidate: seconds}` as `python -m ropelib bench NAME`."""
+    """Register `fn(quick)` as `bench NAME`. Defined in the appendix *Benchmarks*."""
 
     def decorate(fn: Callable) -> Callable:
         BENCHMARKS[name] = fn
@@ -27,7 +28,7 @@ def register_benchmark(name: str) -> Callable:
 def compare_times(
     candidates: dict[str, Callable[[], object]], *, repeats: int = 20, warmup: int = 3
 ) -> dict[str, float]:
-    """Median seconds per call of each candidate, timed round-robin in one process."""
+    """Median seconds per call, round-robin. Defined in the appendix *Benchmarks*."""
     for run in candidates.values():
         for _ in range(warmup):
             run()
@@ -41,17 +42,19 @@ def compare_times(
 
 
 def print_ratios(title: str, times: dict[str, float], reference: str) -> None:
-    """Print each candidate's median time and its ratio to `reference`."""
-    print(title)
+    """Print medians and ratios to `reference`. Defined in the appendix *Benchmarks*."""
+    print(
+        textwrap.fill(f"{title}; ratio to {reference}:", 88, subsequent_indent="    ")
+    )
     width = max(map(len, times))
     for name, seconds in times.items():
         ratio = seconds / times[reference]
-        print(f"  {name:<{width}}  {seconds * 1e3:9.3f} ms  {ratio:6.2f}x {reference}")
+        print(f"  {name:<{width}}  {seconds * 1e3:9.3f} ms  {ratio:6.2f}x")
 
 
-# %% notebooks/94_benchmarks.md: Benchmarks / RoPE: speed
+# %% notebooks/94_benchmarks.md: Benchmarks / RoPE against the copy floor
 class _CopyBothWays(torch.autograd.Function):
-    """The memory floor of an elementwise op: copy forward, copy the gradient backward."""
+    """The copy floor: copy forward, copy the gradient backward."""
 
     @staticmethod
     def forward(ctx, x):
@@ -62,7 +65,9 @@ class _CopyBothWays(torch.autograd.Function):
         return grad.clone()
 
 
-def _forward_backward(fn: Callable, q: torch.Tensor, k: torch.Tensor, grad: torch.Tensor):
+def _forward_backward(
+    fn: Callable, q: torch.Tensor, k: torch.Tensor, grad: torch.Tensor
+):
     def run():
         q.grad = k.grad = None
         torch.autograd.backward((fn(q), fn(k)), (grad, grad))
@@ -70,11 +75,37 @@ def _forward_backward(fn: Callable, q: torch.Tensor, k: torch.Tensor, grad: torc
     return run
 
 
+def _rotary_embedding_torch(q: torch.Tensor) -> dict[str, Callable]:
+    """rotary-embedding-torch's rotation, checked against ours, when it is installed."""
+    from importlib.metadata import version
+
+    from ropelib.rope import apply_rope
+
+    try:
+        import rotary_embedding_torch
+    except ImportError:
+        print(
+            "rotary-embedding-torch is not installed (pip install -e '.[dev]'): skipped"
+        )
+        return {}
+    theirs = rotary_embedding_torch.RotaryEmbedding(dim=q.shape[-1])
+    with torch.no_grad():  # same pairing and frequencies: the outputs must agree
+        expected = apply_rope(q)
+        torch.testing.assert_close(
+            theirs.rotate_queries_or_keys(q), expected, atol=1e-3, rtol=0
+        )
+    name = f"rotary-embedding-torch {version('rotary-embedding-torch')}"
+    return {name: theirs.rotate_queries_or_keys}
+
+
+# %% notebooks/94_benchmarks.md: Benchmarks / RoPE against the copy floor
 @register_benchmark("rope")
 def bench_rope(
-    quick: bool = False, shape: tuple[int, ...] | None = None, repeats: int | None = None
-):
-    """apply_rope fwd+bwd on q and k against the memory floor and rotary-embedding-torch."""
+    quick: bool = False,
+    shape: tuple[int, ...] | None = None,
+    repeats: int | None = None,
+) -> dict[str, float]:
+    """RoPE fwd+bwd against the copy floor. Defined in the appendix *Benchmarks*."""
     from ropelib.rope import RotaryEmbedding, apply_rope
 
     shape = shape or ((2, 4, 128, 64) if quick else (8, 8, 1024, 64))
@@ -82,64 +113,76 @@ def bench_rope(
     q = torch.randn(shape, requires_grad=True)
     k = torch.randn(shape, requires_grad=True)
     grad = torch.randn(shape)
-    rope = RotaryEmbedding(shape[-1])
-    rope_half = RotaryEmbedding(shape[-1], interleaved=False)
     candidates = {
-        "memory floor (copy)": _CopyBothWays.apply,
+        "copy floor": _CopyBothWays.apply,
         "apply_rope interleaved": apply_rope,
-        "RotaryEmbedding interleaved (cached)": rope,
+        "RotaryEmbedding interleaved (cached)": RotaryEmbedding(shape[-1]),
         "apply_rope half-split": lambda t: apply_rope(t, interleaved=False),
-        "RotaryEmbedding half-split (cached)": rope_half,
+        "RotaryEmbedding half-split (cached)": RotaryEmbedding(
+            shape[-1], interleaved=False
+        ),
+        **_rotary_embedding_torch(q),
     }
-    try:
-        from importlib.metadata import version
-
-        import rotary_embedding_torch
-
-        theirs = rotary_embedding_torch.RotaryEmbedding(dim=shape[-1])
-        with torch.no_grad():  # same pairing and frequencies: the outputs must agree
-            torch.testing.assert_close(
-                theirs.rotate_queries_or_keys(q), apply_rope(q), atol=1e-3, rtol=0
-            )
-        candidates[f"rotary-embedding-torch {version('rotary-embedding-torch')}"] = (
-            theirs.rotate_queries_or_keys
-        )
-    except ImportError:
-        print("rotary-embedding-torch is not installed (pip install -e '.[dev]'): skipping it")
     times = compare_times(
         {name: _forward_backward(fn, q, k, grad) for name, fn in candidates.items()},
         repeats=repeats,
     )
-    print_ratios(
-        f"RoPE forward+backward on q and k {list(shape)} fp32, threads={torch.get_num_threads()}",
-        times,
-        "memory floor (copy)",
-    )
+    threads = torch.get_num_threads()
+    title = f"RoPE fwd+bwd on q and k {list(shape)} fp32, threads={threads}"
+    print_ratios(title, times, "copy floor")
     return times
 
 
-# %% notebooks/94_benchmarks.md: Benchmarks / Training: speed
+# %% notebooks/94_benchmarks.md: Benchmarks / One training step of every scheme
+def _trainer_step(config, model: torch.nn.Module, tokens, steps) -> Callable[[], None]:
+    """One step of the book's trainer: its batches, schedule, clipping and optimiser."""
+    from ropelib.train.loop import micro_batch, train_step
+    from ropelib.train.optim import configure_optimizer, learning_rate
+
+    optimizer = configure_optimizer(model, config)
+
+    def run():
+        step = next(steps)
+        batches = [micro_batch(tokens, config, step, 0)]
+        lr = learning_rate(config, step)
+        train_step(model, optimizer, batches, lr, config.grad_clip)
+
+    return run
+
+
+def _plain_step(model: torch.nn.Module, tokens, batch: int, block: int):
+    """The plainest loop that trains the same model, as nanoGPT's train.py does."""
+    import numpy as np
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    def window(start: int) -> torch.Tensor:
+        return torch.from_numpy(tokens[start : start + block + 1].astype(np.int64))
+
+    def run():
+        starts = torch.randint(len(tokens) - block - 1, (batch,)).tolist()
+        windows = torch.stack([window(i) for i in starts])
+        _, loss = model(windows[:, :-1], windows[:, 1:])
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return run
+
+
+# %% notebooks/94_benchmarks.md: Benchmarks / One training step of every scheme
 @register_benchmark("train")
 def bench_train(
     quick: bool = False, repeats: int | None = None, schemes: list[str] | None = None
 ) -> dict[str, float]:
-    """Seconds per training step of each position scheme and of a plain nanoGPT-style loop."""
-    import importlib
+    """One training step per scheme. Defined in the appendix *Benchmarks*."""
     import itertools
-    import pkgutil
 
     import numpy as np
 
-    import ropelib
+    import ropelib.schemes  # noqa: F401  (registers every position scheme of the book)
     from ropelib.model import GPT, POSITION_SCHEMES
-    from ropelib.train import (
-        TrainConfig,
-        configure_optimizer,
-        learning_rate,
-        micro_batch,
-        model_config,
-        train_step,
-    )
+    from ropelib.train.config import TrainConfig, model_config
 
     batch, block, vocab = (4 if quick else 12), 64, 65  # 65: nanoGPT's shakespeare_char
     repeats = repeats or (3 if quick else 10)
@@ -147,69 +190,46 @@ def bench_train(
     baby = dict(n_layer=4, n_head=4, n_embd=128, block_size=block, batch_size=batch)
     baby.update(tokenizer="char", max_iters=5000, warmup_iters=100)
     steps = itertools.count()
-
-    def trainer(config: TrainConfig, model: torch.nn.Module) -> Callable[[], None]:
-        optimizer = configure_optimizer(model, config)
-
-        def run():
-            step = next(steps)
-            batches = [micro_batch(tokens, config, step, 0)]
-            train_step(model, optimizer, batches, learning_rate(config, step), config.grad_clip)
-
-        return run
-
-    for module in pkgutil.iter_modules(ropelib.__path__):  # later chapters register schemes
-        if module.name not in ("__main__", "cli"):
-            importlib.import_module(f"ropelib.{module.name}")
     candidates: dict[str, Callable[[], object]] = {}
     schemes = schemes or sorted(POSITION_SCHEMES)
     for name in ["learned", *(s for s in schemes if s != "learned")]:
         try:
             config = TrainConfig(**baby, pe=name)
         except ValueError as error:  # a scheme that needs options or another shape
-            print(f"skipping pe={name}: {error}")
+            print(
+                textwrap.fill(
+                    f"skipping pe={name}: {error}", 88, subsequent_indent="  "
+                )
+            )
             continue
         torch.manual_seed(0)
-        candidates[f"trainer, pe={name}"] = trainer(config, GPT(model_config(config, vocab)))
-
+        model = GPT(model_config(config, vocab))
+        candidates[f"trainer, pe={name}"] = _trainer_step(config, model, tokens, steps)
     torch.manual_seed(0)
-    plain_model = GPT(model_config(TrainConfig(**baby, pe="learned"), vocab))
-    plain_optimizer = torch.optim.AdamW(plain_model.parameters(), lr=1e-3)
-
-    def plain_loop():
-        starts = torch.randint(len(tokens) - block - 1, (batch,)).tolist()
-        x = torch.stack([torch.from_numpy(tokens[i : i + block].astype(np.int64)) for i in starts])
-        y = torch.stack(
-            [torch.from_numpy(tokens[i + 1 : i + 1 + block].astype(np.int64)) for i in starts]
-        )
-        _, loss = plain_model(x, y)
-        loss.backward()
-        plain_optimizer.step()
-        plain_optimizer.zero_grad(set_to_none=True)
-
-    candidates["plain loop, pe=learned"] = plain_loop
+    plain = GPT(model_config(TrainConfig(**baby, pe="learned"), vocab))
+    candidates["plain loop, pe=learned"] = _plain_step(plain, tokens, batch, block)
     times = compare_times(candidates, repeats=repeats, warmup=2)
-    print_ratios(
-        f"one training step of the baby GPT, batch {batch} x {block} tokens, fp32, "
-        f"threads={torch.get_num_threads()}",
-        times,
-        "trainer, pe=learned",
-    )
+    threads = torch.get_num_threads()
+    title = f"one training step, baby GPT, {batch} x {block} tokens, threads={threads}"
+    print_ratios(title, times, "trainer, pe=learned")
+    width = max(map(len, times))
     for name, seconds in times.items():
-        print(f"  {name:<{max(map(len, times))}}  {batch * block / seconds:10,.0f} tokens/s")
+        print(f"  {name:<{width}}  {batch * block / seconds:10,.0f} tokens/s")
     return times
 
 
-# %% notebooks/94_benchmarks.md: Benchmarks / CRoPE: speed of the projection
-def _gauss_complex_linear(x: torch.Tensor, real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
-    """(A + iB)(x_r + i x_i) with three real GEMMs (Gauss): the alternative that was measured."""
+# %% notebooks/94_benchmarks.md: Benchmarks / CRoPE's projection
+def _gauss_complex_linear(
+    x: torch.Tensor, real: torch.Tensor, imag: torch.Tensor
+) -> torch.Tensor:
+    """(A + iB)(x_r + i x_i) with three real GEMMs (Gauss): the alternative measured."""
     x_r, x_i = x[..., 0::2], x[..., 1::2]
     t1, t2 = x_r @ real.T, x_i @ imag.T
     t3 = (x_r + x_i) @ (real + imag).T
     return torch.stack((t1 - t2, t3 - t1 - t2), dim=-1).flatten(-2)
 
 
-def _projection_times(width: int, tokens: tuple[int, int], repeats: int) -> dict[str, float]:
+def _projection_times(width: int, tokens: tuple[int, int], repeats: int):
     from ropelib.crope import ComplexLinear
 
     x = torch.randn(*tokens, width, requires_grad=True)
@@ -235,14 +255,17 @@ def _projection_times(width: int, tokens: tuple[int, int], repeats: int) -> dict
         "ComplexLinear (structured GEMM)": complex_layer,
         "complex-linear, Gauss 3 GEMMs": gauss,
     }
-    return compare_times({k: forward_backward(v) for k, v in candidates.items()}, repeats=repeats)
+    runs = {name: forward_backward(fn) for name, fn in candidates.items()}
+    return compare_times(runs, repeats=repeats)
 
 
 @register_benchmark("crope")
 def bench_crope(
-    quick: bool = False, widths: tuple[int, ...] | None = None, repeats: int | None = None
-):
-    """Q/K/V projection fwd+bwd: real Linear vs complex-linear (structured GEMM, Gauss)."""
+    quick: bool = False,
+    widths: tuple[int, ...] | None = None,
+    repeats: int | None = None,
+) -> dict[int, dict[str, float]]:
+    """Q/K/V projection, real vs complex. Defined in the appendix *Benchmarks*."""
     widths = widths or ((64, 128) if quick else (128, 512, 768))
     repeats = repeats or (3 if quick else 15)
     tokens = (2, 64) if quick else (8, 256)
@@ -255,8 +278,8 @@ def bench_crope(
 
 
 # %% notebooks/94_benchmarks.md: Benchmarks / ComRoPE: speed and memory
-def saved_tensor_bytes(fn: Callable[[], torch.Tensor]) -> int:
-    """Bytes of the distinct tensors autograd saves for backward while `fn()` runs."""
+def saved_tensor_bytes(fn: Callable[[], object]) -> int:
+    """Bytes autograd saves in `fn()`. Defined in the appendix *Benchmarks*."""
     seen: dict[tuple, int] = {}
 
     def pack(t: torch.Tensor):
@@ -269,14 +292,34 @@ def saved_tensor_bytes(fn: Callable[[], torch.Tensor]) -> int:
     return sum(seen.values())
 
 
-def _comrope_candidates(B: int, H: int, T: int, D: int, b: int, dense: bool) -> tuple[dict, dict]:
-    from ropelib.comrope import ComRoPEAP, _FoldedBasisQKV  # noqa: F401
+def _fold_basis(basis: torch.Tensor, weight: torch.Tensor, b: int) -> torch.Tensor:
+    """The basis change applied to the q and k rows of W_qkv, as the projection does."""
+    H = basis.shape[0]
+    blocks = weight.view(2, H, -1, b, weight.shape[-1])
+    return torch.einsum("hjba,shjbc->shjac", basis, blocks)
+
+
+def _dense_rotation(skew_blocks: torch.Tensor, positions: torch.Tensor, q, k):
+    """A dense D x D matrix_exp per token and head: the reference approach."""
+    H, n_blocks, b, _ = skew_blocks.shape  # [H, D / b, b, b]
+    generator = torch.zeros(H, n_blocks * b, n_blocks * b)
+    for j in range(n_blocks):
+        generator[:, j * b : (j + 1) * b, j * b : (j + 1) * b] = skew_blocks[:, j]
+    angles = positions.float()[:, None, None, None] * generator
+    R = torch.matrix_exp(angles)  # [T, H, D, D]
+    rotate = "thde,zhte->zhtd"
+    return torch.einsum(rotate, R, q), torch.einsum(rotate, R, k)
+
+
+# %% notebooks/94_benchmarks.md: Benchmarks / ComRoPE: speed and memory
+def _comrope_candidates(B: int, H: int, T: int, D: int, b: int, dense: bool):
+    """({name: fwd+bwd step}, {name: bytes saved}) of RoPE and the ComRoPE variants."""
+    from ropelib.comrope import ComRoPEAP
     from ropelib.rope import RotaryEmbedding
 
-    q = torch.randn(B, H, T, D, requires_grad=True)
-    k = torch.randn(B, H, T, D, requires_grad=True)
+    q, k = (torch.randn(B, H, T, D, requires_grad=True) for _ in range(2))
     grad = torch.randn(B, H, T, D)
-    weight = torch.randn(2 * H * D, H * D, requires_grad=True)  # the q and k rows of W_qkv
+    weight = torch.randn(2 * H * D, H * D, requires_grad=True)  # q and k rows of W_qkv
     positions = torch.arange(T)
     rope = RotaryEmbedding(D)
     comrope = ComRoPEAP(D, H, 1, b)
@@ -284,141 +327,141 @@ def _comrope_candidates(B: int, H: int, T: int, D: int, b: int, dense: bool) -> 
         comrope.basis_generator.normal_(std=0.1)
 
     def folded():
-        V = comrope.basis()
-        blocks = weight.view(2, H, D // b, b, -1)
-        folded_weight = torch.einsum("hjba,shjbc->shjac", V, blocks)  # what the projection does
         q_rot, k_rot = comrope.rotate_pair(q, k, positions, basis_applied=True)
-        return q_rot, k_rot, folded_weight
+        return q_rot, k_rot, _fold_basis(comrope.basis(), weight, b)
 
     def autograd_angles():  # the same folded rotation, differentiated by autograd
-        V = comrope.basis()
-        blocks = weight.view(2, H, D // b, b, -1)
-        folded_weight = torch.einsum("hjba,shjbc->shjac", V, blocks)
         cos, sin = comrope.cos_sin(positions, q.dtype)
-        return (
-            comrope.rotate_in_basis(q, cos, sin),
-            comrope.rotate_in_basis(k, cos, sin),
-            folded_weight,
+        q_rot, k_rot = (comrope.rotate_in_basis(x, cos, sin) for x in (q, k))
+        return q_rot, k_rot, _fold_basis(comrope.basis(), weight, b)
+
+    candidates = {"RoPE": lambda: rope.rotate_queries_and_keys(q, k)}
+    if dense:
+        candidates["dense matrix_exp per token"] = lambda: _dense_rotation(
+            comrope.skew_blocks(), positions, q, k
         )
-
-    def unfolded():
-        return comrope.rotate_pair(q, k, positions)
-
-    def dense_rotation():  # a D x D matrix_exp per token and head, applied densely
-        A = torch.block_diag(*[torch.zeros(b, b)] * (D // b)).expand(H, D, D).clone()
-        S = comrope.skew_blocks()  # [H, nb, b, b]
-        for j in range(D // b):
-            A[:, j * b : (j + 1) * b, j * b : (j + 1) * b] = S[:, j]
-        R = torch.matrix_exp(positions.float()[:, None, None, None] * A)  # [T, H, D, D]
-        return torch.einsum("thde,zhte->zhtd", R, q), torch.einsum("thde,zhte->zhtd", R, k)
+    else:
+        candidates[f"ComRoPE-AP b={b}, folded"] = folded
+        candidates[f"ComRoPE-AP b={b}, folded, autograd cos/sin"] = autograd_angles
+        candidates[f"ComRoPE-AP b={b}, basis per token"] = lambda: comrope.rotate_pair(
+            q, k, positions
+        )
 
     def backward_of(fn):
         def step():
             q.grad = k.grad = weight.grad = None
-            outputs = fn()
             comrope.zero_grad(set_to_none=True)
-            # everything that trains: q, k and ComRoPE's frequencies (and basis, when folded)
+            outputs = fn()
+            # all that trains: q, k, ComRoPE's frequencies (and basis, when folded)
             torch.autograd.backward(outputs[:2], (grad, grad))
             if len(outputs) > 2:  # the folded weight's gradient flows into the basis
                 outputs[2].sum().backward()
 
         return step
 
-    candidates = {"ropelib RoPE (RotaryEmbedding)": lambda: rope.rotate_queries_and_keys(q, k)}
-    if dense:
-        candidates["dense matrix_exp per token (reference approach)"] = dense_rotation
-    else:
-        candidates[f"ComRoPE-AP b={b}, basis folded into W"] = folded
-        candidates[f"ComRoPE-AP b={b}, folded, autograd through cos/sin"] = autograd_angles
-        candidates[f"ComRoPE-AP b={b}, basis per token"] = unfolded
     memory = {name: saved_tensor_bytes(fn) for name, fn in candidates.items()}
     return {name: backward_of(fn) for name, fn in candidates.items()}, memory
 
 
+# %% notebooks/94_benchmarks.md: Benchmarks / ComRoPE: speed and memory
 @register_benchmark("comrope")
 def bench_comrope(quick: bool = False, repeats: int | None = None) -> dict[str, float]:
-    """ComRoPE rotation + application fwd+bwd against RoPE, and autograd's saved memory."""
+    """ComRoPE against RoPE, time and memory. Defined in the appendix *Benchmarks*."""
     B, H, T, D, b = (2, 4, 64, 32, 8) if quick else (4, 8, 1024, 64, 8)
     repeats = repeats or (3 if quick else 10)
     runs, memory = _comrope_candidates(B, H, T, D, b, dense=False)
-    dense = "dense matrix_exp per token (reference approach)"
     times = compare_times(runs, repeats=repeats)
-    print_ratios(
-        f"rotation + application fwd+bwd, q and k [{B}, {H}, {T}, {D}]",
-        times,
-        "ropelib RoPE (RotaryEmbedding)",
-    )
+    title = f"rotation + application fwd+bwd, q and k [{B}, {H}, {T}, {D}]"
+    print_ratios(title, times, "RoPE")
     small_T = min(T, 128)
     small_runs, small_memory = _comrope_candidates(B, H, small_T, D, b, dense=True)
     small = compare_times(small_runs, repeats=max(2, repeats // 3))
-    print_ratios(f"the same at T={small_T}", small, "ropelib RoPE (RotaryEmbedding)")
-    print(f"memory saved for backward at T={T} (MB):")
-    for name, size in memory.items():
-        print(f"  {name:<48} {size / 2**20:8.1f}")
-    print(f"  {dense + f' (T={small_T})':<48} {small_memory[dense] / 2**20:8.1f}")
+    print_ratios(f"the same at T={small_T}", small, "RoPE")
+    print(f"memory saved for backward (MB), at T={T} unless named:")
+    dense = "dense matrix_exp per token"
+    rows = {**memory, f"{dense} (T={small_T})": small_memory[dense]}
+    width = max(map(len, rows))
+    for name, size in rows.items():
+        print(f"  {name:<{width}}  {size / 2**20:8.1f}")
     return times
 
 
-# %% notebooks/94_benchmarks.md: Benchmarks / HDD-RoPE: speed
-@register_benchmark("hdd")
-def bench_hdd(quick: bool = False, repeats: int | None = None) -> dict[str, dict[str, float]]:
-    """Associative scan vs sequential loop, and an HDD-RoPE training step vs RoPE."""
-    from ropelib.model import GPT, GPTConfig
+# %% notebooks/94_benchmarks.md: Benchmarks / HDD-RoPE: the scan and a training step
+def _scan_times(T: int, repeats: int) -> dict[str, float]:
+    """Prefix products of [2, 4, T, 8] 4x4 rotations, fwd+bwd, by three scans."""
     from ropelib.scan import _hillis_steele, associative_scan, sequential_scan
 
     def hillis_steele(matrices: torch.Tensor, dim: int) -> torch.Tensor:
-        return _hillis_steele(matrices.movedim(dim, 0), torch.matmul).movedim(0, dim)
+        moved = matrices.movedim(dim, 0)
+        return _hillis_steele(moved, torch.matmul).movedim(0, dim)
 
-    repeats = repeats or (2 if quick else 5)
-    results: dict[str, dict[str, float]] = {}
-    for T in (32, 64) if quick else (256, 1024, 4096):
-        A = torch.randn(2, 4, T, 8, 4, 4)
-        M = torch.linalg.matrix_exp(0.1 * (A - A.transpose(-1, -2))).requires_grad_()
-        weights = torch.randn_like(M)
+    A = torch.randn(2, 4, T, 8, 4, 4)
+    M = torch.linalg.matrix_exp(0.1 * (A - A.transpose(-1, -2))).requires_grad_()
+    weights = torch.randn_like(M)
 
-        def step(scan, M=M, weights=weights):
-            def run():
-                M.grad = None
-                (scan(M, dim=2) * weights).sum().backward()
+    def step(scan):
+        def run():
+            M.grad = None
+            (scan(M, dim=2) * weights).sum().backward()
 
-            return run
+        return run
 
-        times = compare_times(
-            {
-                "sequential loop": step(sequential_scan),
-                "Hillis-Steele scan": step(hillis_steele),
-                "associative scan": step(associative_scan),
-            },
-            repeats=repeats,
-        )
-        print_ratios(
-            f"prefix products of [2, 4, {T}, 8] 4x4 rotations, fwd+bwd", times, "associative scan"
-        )
-        results[f"scan T={T}"] = times
-    shape = (
-        dict(n_layer=2, n_head=2, n_embd=32, block_size=32)
-        if quick
-        else dict(n_layer=4, n_head=4, n_embd=128, block_size=64)
+    scans = {
+        "sequential loop": sequential_scan,
+        "Hillis-Steele scan": hillis_steele,
+        "associative scan": associative_scan,
+    }
+    return compare_times(
+        {name: step(scan) for name, scan in scans.items()}, repeats=repeats
     )
-    batch = 4 if quick else 12
-    idx = torch.randint(0, 512, (batch, shape["block_size"]))
-    steps = {}
-    for name, pe, options in [
-        ("rope", "rope", {}),
-        ("hdd b=2", "hdd", {"block_size": 2}),
-        ("hdd b=4", "hdd", {"block_size": 4}),
-        ("hdd b=4 cayley (matrix scan)", "hdd", {"block_size": 4, "map": "cayley"}),
-    ]:
-        model = GPT(GPTConfig(vocab_size=512, pe=pe, pe_options=options, **shape))
 
-        def train_step(model=model):
+
+def _hdd_step_times(quick: bool, repeats: int) -> tuple[str, dict[str, float]]:
+    """(shape, times) of a GPT training step fwd+bwd with RoPE and with HDD-RoPE."""
+    from ropelib.model import GPT, GPTConfig
+
+    layers, width, block = (2, 32, 32) if quick else (4, 128, 64)
+    batch = 4 if quick else 12
+    shape = dict(n_layer=layers, n_head=layers, n_embd=width, block_size=block)
+    idx = torch.randint(0, 512, (batch, block))
+    variants = {
+        "rope": ("rope", {}),
+        "hdd b=2": ("hdd", {"block_size": 2}),
+        "hdd b=4": ("hdd", {"block_size": 4}),
+        "hdd b=4 cayley (matrix scan)": ("hdd", {"block_size": 4, "map": "cayley"}),
+    }
+
+    def step(model: torch.nn.Module) -> Callable[[], None]:
+        def run():
             model.zero_grad(set_to_none=True)
             model(idx, idx)[1].backward()
 
-        steps[name] = train_step
-    times = compare_times(steps, repeats=repeats)
-    print_ratios(f"training step fwd+bwd, baby GPT {shape}, batch {batch}", times, "rope")
-    results["train step"] = times
+        return run
+
+    steps = {
+        name: step(GPT(GPTConfig(vocab_size=512, pe=pe, pe_options=options, **shape)))
+        for name, (pe, options) in variants.items()
+    }
+    name = f"{layers} layers, width {width}, context {block}, batch {batch}"
+    return name, compare_times(steps, repeats=repeats)
+
+
+# %% notebooks/94_benchmarks.md: Benchmarks / HDD-RoPE: the scan and a training step
+@register_benchmark("hdd")
+def bench_hdd(
+    quick: bool = False, repeats: int | None = None
+) -> dict[str, dict[str, float]]:
+    """Scans; HDD-RoPE's step vs RoPE. Defined in the appendix *Benchmarks*."""
+    repeats = repeats or (2 if quick else 5)
+    results: dict[str, dict[str, float]] = {}
+    for T in (32, 64) if quick else (256, 1024, 4096):
+        results[f"scan T={T}"] = times = _scan_times(T, repeats)
+        title = f"prefix products of [2, 4, {T}, 8] 4x4 rotations, fwd+bwd"
+        print_ratios(title, times, "associative scan")
+    shape, results["train step"] = _hdd_step_times(quick, repeats)
+    print_ratios(
+        f"training step fwd+bwd, GPT of {shape}", results["train step"], "rope"
+    )
     return results
 
 
