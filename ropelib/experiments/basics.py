@@ -1,6 +1,6 @@
 # generated from notebooks/03_training.md by tools/export.py, do not edit
 
-# %% notebooks/03_training.md: Training / Experiments
+# %% notebooks/03_training.md: Training / The first experiment: where is this token?
 """The first experiment: learned absolute positions, RoPE and no positions at all."""
 
 from ropelib.experiments.runner import register_experiment

@@ -1,6 +1,6 @@
-# generated from notebooks/03_training.md by tools/export.py, do not edit
+# generated from notebooks/93_experiments.md by tools/export.py, do not edit
 
-# %% notebooks/03_training.md: Training / Experiments
+# %% notebooks/93_experiments.md: The experiment runner / Records
 """Run records: provenance (git commit, hardware), the one record writer, and reading them back."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ropelib.files import atomic_write_json
 
 
 def hardware() -> dict[str, Any]:
-    """CPU/GPU model, threads and versions. Defined in the chapter *Training*."""
+    """CPU/GPU model, threads and versions. Defined in the chapter *The experiment runner*."""
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -41,12 +41,9 @@ def hardware() -> dict[str, Any]:
     return info
 
 
+# %% notebooks/93_experiments.md: The experiment runner / Records
 def git_commit() -> dict[str, Any]:
-    """The source commit, and whether the package's own files differ from it ("dirty").
-
-    Edits elsewhere (a chapter's prose, results) do not change what a run computes.
-    Defined in the chapter *Training*.
-    """
+    """The commit, and whether ropelib/ differs. Defined in the chapter *The experiment runner*."""
     where = Path(__file__).resolve().parent.parent  # the package, ropelib/
 
     def git(*args: str) -> str | None:
@@ -65,14 +62,14 @@ def git_commit() -> dict[str, Any]:
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
-# %% notebooks/03_training.md: Training / Experiments
+# %% notebooks/93_experiments.md: The experiment runner / Records
 def write_record(path: str | Path, record: dict[str, Any]) -> None:
     """Write a run's record once, atomically. Defined in the chapter *The experiment runner*."""
     atomic_write_json(path, record)
 
 
 def load_results(name: str, results_dir: str | Path = "results") -> list[dict]:
-    """The result records of an experiment, sorted by run. Defined in the chapter *Training*."""
+    """An experiment's records, sorted by run. Defined in the chapter *The experiment runner*."""
     directory = Path(results_dir)
     directory = directory if directory.name == name else directory / name
     return [json.loads(path.read_text()) for path in sorted(directory.glob("*.json"))]

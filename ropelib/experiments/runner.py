@@ -1,6 +1,6 @@
-# generated from notebooks/03_training.md by tools/export.py, do not edit
+# generated from notebooks/93_experiments.md by tools/export.py, do not edit
 
-# %% notebooks/03_training.md: Training / Experiments
+# %% notebooks/93_experiments.md: The experiment runner / A registry of experiments
 """The experiment registry and runner: named lists of runs over seeds, skipped when done."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ropelib.train.metrics import read_metrics
 
 @dataclass
 class Experiment:
-    """Configurations, each run with several seeds. Defined in the chapter *Training*."""
+    """Configurations run over seeds. Defined in the chapter *The experiment runner*."""
 
     name: str
     configs: Callable[[bool], dict[str, TrainConfig]]  # quick -> {label: config}
@@ -37,16 +37,14 @@ class Experiment:
 EXPERIMENTS: dict[str, Experiment] = {}
 
 
+# %% notebooks/93_experiments.md: The experiment runner / A registry of experiments
 def register_custom_experiment(
     name: str,
     runner: Callable[..., object],
     table: Callable[[Path], str],
     seeds: int = 3,
 ) -> None:
-    """Register an experiment with its own runner, e.g. images.
-
-    Defined in the chapter *Training*.
-    """
+    """Register an experiment run by `runner`. Defined in the chapter *The experiment runner*."""
     description = (
         (runner.__doc__ or "").strip().splitlines()[0] if runner.__doc__ else ""
     )
@@ -56,7 +54,7 @@ def register_custom_experiment(
 
 
 def register_experiment(name: str, seeds: int = 3) -> Callable:
-    """Register `fn(quick) -> {label: config}`. Defined in the chapter *Training*."""
+    """Register `fn(quick) -> {label: config}`. Defined in the chapter *The experiment runner*."""
 
     def decorate(fn: Callable[[bool], dict[str, TrainConfig]]) -> Callable:
         description = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
@@ -66,20 +64,18 @@ def register_experiment(name: str, seeds: int = 3) -> Callable:
     return decorate
 
 
-# %% notebooks/03_training.md: Training / Experiments
+# %% notebooks/93_experiments.md: The experiment runner / Runs and where they go
 def experiment_dirs(quick: bool = False) -> tuple[Path, Path]:
-    """(results dir, checkpoint dir) of experiments. Defined in the chapter *Training*."""
-    return (
-        (Path("runs/quick/results"), Path("runs/quick"))
-        if quick
-        else (Path("results"), Path("runs"))
-    )
+    """(results dir, checkpoints dir). Defined in the chapter *The experiment runner*."""
+    if quick:
+        return Path("runs/quick/results"), Path("runs/quick")
+    return Path("results"), Path("runs")
 
 
 def experiment_runs(
     name: str, quick: bool = False, seeds: int | None = None
 ) -> list[tuple[str, str, TrainConfig]]:
-    """The (run name, label, config) of every run. Defined in the chapter *Training*."""
+    """(run name, label, config) of each run. Defined in the chapter *The experiment runner*."""
     if name not in EXPERIMENTS:
         raise ValueError(
             f"experiment must be one of {', '.join(sorted(EXPERIMENTS))}, got {name!r}"
@@ -97,6 +93,36 @@ def experiment_runs(
     return runs
 
 
+# %% notebooks/93_experiments.md: The experiment runner / One owner per run
+@contextlib.contextmanager
+def _run_lock(lock: Path):
+    """Yield True if this process now owns `lock` (a file holding its pid), else False."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                owner = int(lock.read_text() or 0)
+                os.kill(owner, 0)  # raises if no such process
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                lock.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            except PermissionError:
+                pass  # a live process of another user
+            yield False
+            return
+        os.write(handle, str(os.getpid()).encode())
+        os.close(handle)
+        try:
+            yield True
+        finally:
+            lock.unlink(missing_ok=True)
+        return
+    yield False
+
+
+# %% notebooks/93_experiments.md: The experiment runner / The runner
 def run_experiment(
     name: str,
     quick: bool = False,
@@ -105,7 +131,7 @@ def run_experiment(
     runs_dir: str | Path | None = None,
     data_dir: str | Path | None = None,
 ) -> Path:
-    """Train every run that has no result yet. Defined in the chapter *Training*."""
+    """Train every run that has no result yet. Defined in the chapter *The experiment runner*."""
     default_results, default_runs = experiment_dirs(quick)
     results = Path(results_dir or default_results) / name
     checkpoints = Path(runs_dir or default_runs) / name
@@ -150,38 +176,7 @@ def run_experiment(
     return results
 
 
-@contextlib.contextmanager
-def _run_lock(lock: Path):
-    """Yield True if this process now owns `lock` (a file holding its pid), else False.
-
-    Several `experiment NAME` processes can share one experiment's runs; a lock left by a
-    process that died is taken over. Defined in the chapter *Training*.
-    """
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):
-        try:
-            handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                owner = int(lock.read_text() or 0)
-                os.kill(owner, 0)  # raises if no such process
-            except (ValueError, ProcessLookupError, FileNotFoundError):
-                lock.unlink(missing_ok=True)  # stale: its process is gone
-                continue
-            except PermissionError:
-                pass  # a live process of another user
-            yield False
-            return
-        os.write(handle, str(os.getpid()).encode())
-        os.close(handle)
-        try:
-            yield True
-        finally:
-            lock.unlink(missing_ok=True)
-        return
-    yield False
-
-
+# %% notebooks/93_experiments.md: The experiment runner / The runner
 def _train_and_record(
     name, run, label, config, quick, checkpoints, data_dir, path, source, machine
 ) -> None:

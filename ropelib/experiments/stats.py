@@ -1,6 +1,6 @@
-# generated from notebooks/03_training.md by tools/export.py, do not edit
+# generated from notebooks/93_experiments.md by tools/export.py, do not edit
 
-# %% notebooks/03_training.md: Training / Experiments
+# %% notebooks/93_experiments.md: The experiment runner / Statistics over seeds
 """Statistics over seeds: mean and standard deviation, differences between configurations."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import math
 
 
 def mean_std(values: list[float]) -> tuple[float, float] | None:
+    """Mean and sample std, or None if empty. Defined in the chapter *The experiment runner*."""
     if not values:
         return None
     mean = sum(values) / len(values)
@@ -23,7 +24,7 @@ def difference(
     """Mean of `a` minus mean of `b` in a `results_table` summary, and its standard error.
 
     |difference| < 2 standard errors is what the chapters call "within noise".
-    Defined in the chapter *Training*.
+    Defined in the chapter *The experiment runner*.
     """
     (mean_a, std_a), (mean_b, std_b) = summary[a][column], summary[b][column]
     n_a, n_b = summary[a]["seeds"], summary[b]["seeds"]

@@ -1,6 +1,6 @@
-# generated from notebooks/03_training.md by tools/export.py, do not edit
+# generated from notebooks/93_experiments.md by tools/export.py, do not edit
 
-# %% notebooks/03_training.md: Training / Experiments
+# %% notebooks/93_experiments.md: The experiment runner / Tables and figures
 """The results of an experiment as a markdown table and as validation-loss curves."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from ropelib.experiments.stats import mean_std
 
 
 def results_table(name: str, results_dir: str | Path = "results") -> tuple[str, dict]:
-    """Markdown table and dict of mean ± std over seeds. Defined in the chapter *Training*."""
+    """Table and dict of mean ± std over seeds. Defined in the chapter *The experiment runner*."""
     records = load_results(name, results_dir)
     labels = list(dict.fromkeys(r["label"] for r in records))
     lengths = list(dict.fromkeys(k for r in records for k in (r["val_loss"] or {})))
@@ -51,8 +51,9 @@ def results_table(name: str, results_dir: str | Path = "results") -> tuple[str, 
     return "\n".join(lines), summary
 
 
+# %% notebooks/93_experiments.md: The experiment runner / Tables and figures
 def plot_results(name: str, results_dir: str | Path = "results", length: str = "1x"):
-    """Validation loss curves, mean over seeds. Defined in the chapter *Training*."""
+    """Validation loss curves, mean over seeds. Defined in the chapter *The experiment runner*."""
     from matplotlib.figure import Figure
 
     records = load_results(name, results_dir)
@@ -95,9 +96,7 @@ def plot_results(name: str, results_dir: str | Path = "results", length: str = "
         FigureCanvasAgg(figure).print_png(buffer)
         return buffer.getvalue()
 
-    figure._repr_png_ = (
-        png  # `display(figure)` shows it whether or not pyplot was used before
-    )
+    figure._repr_png_ = png
     return figure
 
 

@@ -1,6 +1,6 @@
-# generated from notebooks/03_training.md by tools/export.py, do not edit
+# generated from notebooks/92_trainer.md by tools/export.py, do not edit
 
-# %% notebooks/03_training.md: Training / Checkpoints that are complete or absent
+# %% notebooks/92_trainer.md: The trainer / Checkpoints that are complete or absent
 """Checkpoints that are complete or absent: safetensors plus a JSON manifest, written atomically."""
 
 from __future__ import annotations
@@ -44,13 +44,14 @@ def _set_random_states(states: dict[str, Any]) -> None:
     torch.set_rng_state(torch.from_numpy(torch_state))
 
 
+# %% notebooks/92_trainer.md: The trainer / Checkpoints that are complete or absent
 def save_checkpoint(
     out_dir: str | Path,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     state: dict,
 ) -> Path:
-    """Write model, optimiser and `state` atomically. Defined in the chapter *Training*."""
+    """Write model, optimiser and `state` atomically. Defined in the chapter *The trainer*."""
     from safetensors.torch import save
 
     out_dir = Path(out_dir)
@@ -82,8 +83,9 @@ def save_checkpoint(
     return out_dir / CHECKPOINT
 
 
+# %% notebooks/92_trainer.md: The trainer / Checkpoints that are complete or absent
 def load_checkpoint(out_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict] | None:
-    """Tensors and state of `out_dir`'s checkpoint, or None. Defined in the chapter *Training*."""
+    """Tensors and state of `out_dir`'s checkpoint or None. Defined in the chapter *The trainer*."""
     from safetensors.torch import load
 
     path = Path(out_dir) / CHECKPOINT
@@ -108,6 +110,7 @@ def load_checkpoint(out_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict]
     return load(data), state
 
 
+# %% notebooks/92_trainer.md: The trainer / Checkpoints that are complete or absent
 def _restore(model, optimizer, tensors: dict[str, torch.Tensor], state: dict) -> None:
     model.load_state_dict(
         {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
@@ -126,10 +129,7 @@ def _restore(model, optimizer, tensors: dict[str, torch.Tensor], state: dict) ->
 def load_model(
     out_dir: str | Path, device: str = "cpu"
 ) -> tuple[torch.nn.Module, TrainConfig]:
-    """The trained GPT of a run's checkpoint, in eval mode, and the run's config.
-
-    Defined in the chapter *Training*.
-    """
+    """A run's trained GPT, in eval mode, and its config. Defined in the chapter *The trainer*."""
     from ropelib.model import GPT
 
     checkpoint = load_checkpoint(out_dir)

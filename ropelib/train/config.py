@@ -1,6 +1,6 @@
-# generated from notebooks/03_training.md by tools/export.py, do not edit
+# generated from notebooks/92_trainer.md by tools/export.py, do not edit
 
-# %% notebooks/03_training.md: Training / One configuration
+# %% notebooks/92_trainer.md: The trainer / One configuration
 """The configuration of a training run: one dataclass, its checks, presets and `--key=value`."""
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+import ropelib.schemes  # noqa: F401  (registers the book's position schemes, which `pe` names)
 
 SCHEDULES = ("cosine", "step")
 DEVICES = ("auto", "cpu", "cuda")
@@ -37,9 +39,10 @@ MODEL_FIELDS = (
 )
 
 
+# %% notebooks/92_trainer.md: The trainer / One configuration
 @dataclass
 class TrainConfig:
-    """Everything a training run depends on. Defined in the chapter *Training*."""
+    """Everything a training run depends on. Defined in the chapter *The trainer*."""
 
     # model: ropelib.model.GPTConfig (vocab_size comes from the tokenizer)
     n_layer: int = 4
@@ -88,15 +91,12 @@ class TrainConfig:
     def __post_init__(self):
         hints = typing.get_type_hints(TrainConfig)
         for item in dataclasses.fields(self):
-            setattr(
-                self,
-                item.name,
-                _coerce(item.name, hints[item.name], getattr(self, item.name)),
-            )
+            value = _coerce(item.name, hints[item.name], getattr(self, item.name))
+            setattr(self, item.name, value)
         _validate(self)
 
 
-# %% notebooks/03_training.md: Training / One configuration
+# %% notebooks/92_trainer.md: The trainer / One configuration
 def _coerce(name: str, hint: Any, value: Any) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is tuple:
@@ -126,6 +126,7 @@ def _require(ok: bool, name: str, accepted: str, value: Any) -> None:
         raise ValueError(f"{name} must be {accepted}, got {value!r}")
 
 
+# %% notebooks/92_trainer.md: The trainer / One configuration
 def _validate(config: TrainConfig) -> None:
     c = config
     positive = ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "batch_size")
@@ -162,12 +163,8 @@ def _validate(config: TrainConfig) -> None:
         ("device", DEVICES),
         ("dtype", DTYPES),
     ]:
-        _require(
-            getattr(c, name) in choices,
-            name,
-            f"one of {', '.join(choices)}",
-            getattr(c, name),
-        )
+        value = getattr(c, name)
+        _require(value in choices, name, f"one of {', '.join(choices)}", value)
     _require(
         c.tokenizer in TOKENIZERS,
         "tokenizer",
@@ -175,12 +172,8 @@ def _validate(config: TrainConfig) -> None:
         c.tokenizer,
     )
     if c.tokenizer == "bpe":  # byte-level BPE starts from the 256 byte values
-        _require(
-            c.vocab_size >= 256,
-            "vocab_size",
-            "at least 256 for tokenizer='bpe'",
-            c.vocab_size,
-        )
+        accepted = "at least 256 for tokenizer='bpe'"
+        _require(c.vocab_size >= 256, "vocab_size", accepted, c.vocab_size)
     for name in ("out_dir", "data_dir"):
         path = getattr(c, name)
         usable = bool(path) and (os.path.isdir(path) or not os.path.exists(path))
@@ -193,16 +186,16 @@ def _validate(config: TrainConfig) -> None:
     model_config(c, c.vocab_size)  # the model checks its own fields (pe, head_dim, ...)
 
 
-# %% notebooks/03_training.md: Training / One configuration
+# %% notebooks/92_trainer.md: The trainer / One configuration
 def model_config(config: TrainConfig, vocab_size: int):
-    """The `GPTConfig` of a run. Defined in the chapter *Training*."""
+    """The `GPTConfig` of a run. Defined in the chapter *The trainer*."""
     from ropelib.model import GPTConfig
 
     fields = {name: getattr(config, name) for name in MODEL_FIELDS}
     return GPTConfig(vocab_size=vocab_size, **fields)
 
 
-# %% notebooks/03_training.md: Training / Presets
+# %% notebooks/92_trainer.md: The trainer / Presets
 # fmt: off
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu-tiny": dict(
@@ -238,7 +231,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 # fmt: on
 
 
-# %% notebooks/03_training.md: Training / Presets
+# %% notebooks/92_trainer.md: The trainer / `--key=value` overrides
 def _parse_value(name: str, hint: Any, text: str) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is tuple:
@@ -259,8 +252,9 @@ def _parse_value(name: str, hint: Any, text: str) -> Any:
         except json.JSONDecodeError:
             value = None
         if not isinstance(value, dict):
+            example = "'{\"key\": 1}'"
             raise ValueError(
-                f"--{name} must be a JSON object such as '{{\"key\": 1}}', got {text!r}"
+                f"--{name} must be a JSON object such as {example}, got {text!r}"
             )
         return value
     if hint in (int, float):
@@ -278,8 +272,9 @@ def _parse_value(name: str, hint: Any, text: str) -> Any:
     return text
 
 
+# %% notebooks/92_trainer.md: The trainer / `--key=value` overrides
 def config_from_args(args: Sequence[str], **defaults: Any) -> TrainConfig:
-    """A TrainConfig from `--preset=NAME --key=value ...`. Defined in the chapter *Training*."""
+    """A TrainConfig from `--preset=NAME --key=value ...`. Defined in the chapter *The trainer*."""
     hints = typing.get_type_hints(TrainConfig)
     pairs: list[tuple[str, str | None]] = []
     args = list(args)

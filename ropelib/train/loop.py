@@ -1,15 +1,11 @@
-# generated from notebooks/03_training.md by tools/export.py, do not edit
+# generated from notebooks/03_training.md, notebooks/92_trainer.md by tools/export.py, do not edit
 
 # %% notebooks/03_training.md: Training / Batches that do not depend on how they are computed
-"""The training loop: micro-batches, one optimiser step, evaluation at several lengths, DDP."""
+"""The training loop: micro-batches, one optimiser step, evaluation at several lengths."""
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import json
-import os
-import random
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -19,23 +15,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ropelib.train.checkpoint import (
-    CHECKPOINT,
-    _restore,
-    load_checkpoint,
-    save_checkpoint,
-)
-from ropelib.train.config import TrainConfig, model_config
-from ropelib.train.metrics import (
-    METRICS,
-    _append,
-    _reset_metrics,
-    plot_metrics,
-    read_metrics,
-)
-from ropelib.train.optim import configure_optimizer, learning_rate
+from ropelib.train.checkpoint import save_checkpoint
+from ropelib.train.config import TrainConfig
+from ropelib.train.metrics import METRICS, _append, plot_metrics, read_metrics
+from ropelib.train.optim import learning_rate
+from ropelib.train.run import _device, _distributed_env, _Run, _start_run
 
 
+# %% notebooks/03_training.md: Training / Batches that do not depend on how they are computed
 def micro_batch(
     tokens: np.ndarray,
     config: TrainConfig,
@@ -53,6 +40,7 @@ def micro_batch(
     )
 
 
+# %% notebooks/03_training.md: Training / Batches that do not depend on how they are computed
 def train_step(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -117,74 +105,6 @@ def evaluate_lengths(
 
 
 # %% notebooks/03_training.md: Training / The loop
-def _distributed_env() -> tuple[int, int, int]:
-    read = os.environ.get
-    return int(read("RANK", 0)), int(read("WORLD_SIZE", 1)), int(read("LOCAL_RANK", 0))
-
-
-def _device(config: TrainConfig, local_rank: int) -> str:
-    if config.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            "device 'cuda' was requested but torch.cuda.is_available() is False"
-        )
-    if config.device == "cpu" or not torch.cuda.is_available():
-        return "cpu"
-    return f"cuda:{local_rank}"
-
-
-def _autocast(
-    config: TrainConfig, device: str
-) -> Callable[[], contextlib.AbstractContextManager]:
-    bf16 = config.dtype == "bfloat16" or (
-        config.dtype == "auto"
-        and device.startswith("cuda")
-        and torch.cuda.is_bf16_supported()
-    )
-    if not bf16:
-        return contextlib.nullcontext
-    return lambda: torch.autocast(device.split(":")[0], dtype=torch.bfloat16)
-
-
-def _load_data(config: TrainConfig, rank: int, world: int):
-    import torch.distributed as dist
-
-    from ropelib.data import prepare_dataset
-
-    def prepare():
-        return prepare_dataset(
-            corpus=config.corpus,
-            tokenizer=config.tokenizer,
-            vocab_size=config.vocab_size,
-            data_dir=config.data_dir,
-            val_fraction=config.val_fraction,
-        )
-
-    if world > 1 and rank != 0:
-        dist.barrier()  # process 0 tokenises and caches first
-    data = prepare()
-    if world > 1 and rank == 0:
-        dist.barrier()
-    for split in ("train", "val"):
-        size = len(getattr(data, split))
-        if size < config.block_size + 2:
-            raise ValueError(
-                f"block_size={config.block_size} is longer than the {split} split of "
-                f"corpus {config.corpus!r} ({size} tokens); use a smaller block_size"
-            )
-    return data
-
-
-def _check_resumable(config: TrainConfig, saved: dict, out_dir: Path) -> None:
-    free = {"resume", "progress", "compile", "device", "out_dir", "data_dir"}
-    current = json.loads(json.dumps(dataclasses.asdict(config)))
-    for name, value in current.items():
-        if name not in free and saved.get(name) != value:
-            raise ValueError(
-                f"cannot resume: {name}={value!r} differs from {saved.get(name)!r} in the "
-                f"checkpoint in {out_dir}; use another out_dir or the same {name}"
-            )
-
-
 def train(config: TrainConfig) -> dict[str, Any]:
     """Train a GPT; returns the final metrics. Defined in the chapter *Training*."""
     import torch.distributed as dist
@@ -209,98 +129,15 @@ def _train(config: TrainConfig, rank: int, world: int, device: str) -> dict[str,
     import torch.distributed as dist
     from tqdm import tqdm
 
-    from ropelib.model import GPT
-
-    master, out_dir = rank == 0, Path(config.out_dir)
-    if device.startswith("cuda"):
-        torch.cuda.set_device(device)
-        torch.backends.cuda.matmul.allow_tf32 = (
-            True  # TF32 products: ~2x on Ampere and later
-        )
-        torch.backends.cudnn.allow_tf32 = True
-    autocast = _autocast(config, device)
-    checkpoint = (
-        load_checkpoint(out_dir) if config.resume else None
-    )  # checked before the data
-    if checkpoint is not None:
-        _check_resumable(config, checkpoint[1]["config"], out_dir)
-    data = _load_data(config, rank, world)
-    random.seed(config.seed)
-    np.random.seed(config.seed)
-    torch.manual_seed(config.seed)  # the same initial weights in every process
-    raw_model = GPT(model_config(config, data.vocab_size)).to(device)
-    optimizer = configure_optimizer(raw_model, config)
-    state: dict[str, Any] = {
-        "config": dataclasses.asdict(config),
-        "iter": 0,
-        "metrics_lines": 0,
-        "loss_sum": 0.0,
-        "loss_count": 0,
-        "train_time_s": 0.0,
-        "wall_time_s": 0.0,
-        "last_train_loss": None,
-        "last_val_loss": None,
-        "best_val_loss": None,
-        "batch_sampling":  # nothing to save: batches are a function of (seed, step, index)
-        "micro-batch j of step t: a torch.Generator seeded by SeedSequence([seed, t, j])",
-    }
-    if checkpoint is not None:
-        tensors, saved = checkpoint
-        _restore(raw_model, optimizer, tensors, saved)
-        state.update({k: v for k, v in saved.items() if k in state and k != "config"})
-    metrics = out_dir / METRICS
-    if master:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if checkpoint is None:  # a fresh run: no stale checkpoint may be resumed later
-            for old in [
-                out_dir / CHECKPOINT,
-                *out_dir.glob("checkpoint-*.safetensors"),
-            ]:
-                old.unlink(missing_ok=True)
-        _reset_metrics(metrics, state["metrics_lines"])
-    model = torch.compile(raw_model) if config.compile else raw_model
-    if world > 1:
-        ids = [int(device.split(":")[1])] if device.startswith("cuda") else None
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-
-    def log(record: dict) -> None:
-        if master:
-            _append(metrics, record)
-        state["metrics_lines"] += 1
-
-    def evaluate(iteration: int) -> None:
-        if master:
-            losses = evaluate_lengths(
-                raw_model,
-                data.val,
-                config.block_size,
-                config.eval_lengths,
-                config.batch_size,
-                config.eval_iters,
-                device,
-                autocast,
-            )
-            first = losses[f"{config.eval_lengths[0]}x"]
-            if first is not None and (
-                state["best_val_loss"] is None or first < state["best_val_loss"]
-            ):
-                state["best_val_loss"] = first
-            state["last_val_loss"] = losses
-            log({"iter": iteration, "kind": "eval", "val_loss": losses})
-            shown = " ".join(
-                f"{k} {'-' if v is None else f'{v:.4f}'}" for k, v in losses.items()
-            )
-            tqdm.write(f"iter {iteration:>6}: validation loss {shown}")
-        else:
-            state["metrics_lines"] += 1
-
-    if state["iter"] == 0 and checkpoint is None:
-        evaluate(0)
+    run = _start_run(config, rank, world, device)
+    state = run.state
+    if state["iter"] == 0 and not run.resumed:
+        _evaluate(run, 0)
     tokens_per_step = config.batch_size * config.block_size * config.grad_accum
     mine = range(
         rank, config.grad_accum, world
     )  # this process's micro-batches of each step
-    show = master and config.progress and sys.stderr.isatty()
+    show = run.master and config.progress and sys.stderr.isatty()
     bar = tqdm(
         total=config.max_iters, initial=state["iter"], disable=not show, unit="step"
     )
@@ -309,47 +146,89 @@ def _train(config: TrainConfig, rank: int, world: int, device: str) -> dict[str,
     for iteration in range(state["iter"], config.max_iters):
         step_start = time.perf_counter()
         lr = learning_rate(config, iteration)
-        batches = [micro_batch(data.train, config, iteration, j, device) for j in mine]
+        batches = [
+            micro_batch(run.data.train, config, iteration, j, device) for j in mine
+        ]
         loss, grad_norm = train_step(
-            model, optimizer, batches, lr, config.grad_clip, autocast
+            run.model, run.optimizer, batches, lr, config.grad_clip, run.autocast
         )
         if world > 1:
             dist.all_reduce(loss)  # the logged loss is the mean over the global batch
             loss = loss / world
-        loss = float(loss)
         state["train_time_s"] += time.perf_counter() - step_start
-        state["loss_sum"] += loss
+        state["loss_sum"] += float(loss)
         state["loss_count"] += 1
         log_tokens += tokens_per_step
-        done = iteration + 1
-        state["iter"] = done
+        state["iter"] = done = iteration + 1
         bar.update(1)
-        if done % config.log_interval == 0 or done == config.max_iters:
+        last = done == config.max_iters
+        if done % config.log_interval == 0 or last:
             now = time.perf_counter()
             mean_loss = state["loss_sum"] / state["loss_count"]
             speed = log_tokens / max(now - log_start, 1e-9)
             bar.set_postfix(loss=f"{mean_loss:.4f}", tok_per_s=f"{speed:,.0f}")
-            log({"iter": done, "kind": "train", "loss": mean_loss, "lr": lr,
-                 "grad_norm": grad_norm, "tokens_per_s": speed,
-                 "elapsed_s": wall_before + now - session_start})  # fmt: skip
+            _log(run, {"iter": done, "kind": "train", "loss": mean_loss, "lr": lr,
+                       "grad_norm": grad_norm, "tokens_per_s": speed,
+                       "elapsed_s": wall_before + now - session_start})  # fmt: skip
             state.update(last_train_loss=mean_loss, loss_sum=0.0, loss_count=0)
             log_start, log_tokens = now, 0
-        if done % config.eval_interval == 0 or done == config.max_iters:
-            evaluate(done)
-        if master and (
-            done % config.checkpoint_interval == 0 or done == config.max_iters
-        ):
+        if done % config.eval_interval == 0 or last:
+            _evaluate(run, done)
+        if run.master and (done % config.checkpoint_interval == 0 or last):
             state["wall_time_s"] = wall_before + time.perf_counter() - session_start
             state["scheduler"] = {
                 "schedule": config.schedule,
                 "next_lr": learning_rate(config, done),
             }
-            save_checkpoint(out_dir, raw_model, optimizer, state)
+            save_checkpoint(run.out_dir, run.raw_model, run.optimizer, state)
     bar.close()
     state["wall_time_s"] = wall_before + time.perf_counter() - session_start
-    if master:
+    return _summary(run, tokens_per_step)
+
+
+# %% notebooks/92_trainer.md: The trainer / Logging a run
+def _log(run: _Run, record: dict) -> None:
+    if run.master:
+        _append(run.out_dir / METRICS, record)
+    run.state["metrics_lines"] += 1
+
+
+def _evaluate(run: _Run, iteration: int) -> None:
+    from tqdm import tqdm
+
+    config, state = run.config, run.state
+    if not run.master:
+        state["metrics_lines"] += 1
+        return
+    losses = evaluate_lengths(
+        run.raw_model,
+        run.data.val,
+        config.block_size,
+        config.eval_lengths,
+        config.batch_size,
+        config.eval_iters,
+        run.device,
+        run.autocast,
+    )
+    first = losses[f"{config.eval_lengths[0]}x"]
+    if first is not None and (
+        state["best_val_loss"] is None or first < state["best_val_loss"]
+    ):
+        state["best_val_loss"] = first
+    state["last_val_loss"] = losses
+    _log(run, {"iter": iteration, "kind": "eval", "val_loss": losses})
+    shown = " ".join(
+        f"{k} {'-' if v is None else f'{v:.4f}'}" for k, v in losses.items()
+    )
+    tqdm.write(f"iter {iteration:>6}: validation loss {shown}")
+
+
+# %% notebooks/92_trainer.md: The trainer / Logging a run
+def _summary(run: _Run, tokens_per_step: int) -> dict[str, Any]:
+    config, state = run.config, run.state
+    if run.master:
         title = f"pe={config.pe}, {config.n_layer}x{config.n_embd}, {Path(config.corpus).name}"
-        plot_metrics(read_metrics(out_dir), out_dir / "loss.png", title=title)
+        plot_metrics(read_metrics(run.out_dir), run.out_dir / "loss.png", title=title)
     return {
         "iters": state["iter"],
         "train_loss": state["last_train_loss"],
@@ -360,10 +239,10 @@ def _train(config: TrainConfig, rank: int, world: int, device: str) -> dict[str,
         / max(state["train_time_s"], 1e-9),
         "wall_time_s": state["wall_time_s"],
         "tokens_seen": state["iter"] * tokens_per_step,
-        "n_params": sum(p.numel() for p in raw_model.parameters()),
-        "device": device,
-        "world_size": world,
-        "rank": rank,
+        "n_params": sum(p.numel() for p in run.raw_model.parameters()),
+        "device": run.device,
+        "world_size": run.world,
+        "rank": run.rank,
     }
 
 

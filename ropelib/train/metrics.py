@@ -1,6 +1,6 @@
-# generated from notebooks/03_training.md by tools/export.py, do not edit
+# generated from notebooks/92_trainer.md by tools/export.py, do not edit
 
-# %% notebooks/03_training.md: Training / The loop
+# %% notebooks/92_trainer.md: The trainer / The metrics log
 """The metrics log of a run (`metrics.jsonl`, one JSON object per line) and its plot."""
 
 from __future__ import annotations
@@ -24,16 +24,15 @@ def _append(path: Path, record: dict) -> None:
 
 
 def read_metrics(out_dir: str | Path) -> list[dict]:
-    """The records of `out_dir/metrics.jsonl`. Defined in the chapter *Training*."""
+    """The records of `out_dir/metrics.jsonl`. Defined in the chapter *The trainer*."""
     path = Path(out_dir) / METRICS
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+# %% notebooks/92_trainer.md: The trainer / The metrics log
 def plot_metrics(records: list[dict], path: str | Path | None = None, title: str = ""):
-    """Plot training and validation loss against steps. Defined in the chapter *Training*."""
-    from matplotlib.figure import (
-        Figure,  # no pyplot: works in any process, with any backend
-    )
+    """Plot training and validation loss against steps. Defined in the chapter *The trainer*."""
+    from matplotlib.figure import Figure
 
     figure = Figure(figsize=(7, 4))
     axes = figure.subplots()
