@@ -1,27 +1,45 @@
-"""The associative scan and HDD-RoPE (notebooks/08_hdd_rope.md)."""
+"""The associative scan and HDD-RoPE (the chapter *HDD-RoPE: data-dependent rotations*)."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import ropelib.schemes  # noqa: F401  (registers the GPT's position schemes)
 from ropelib.hdd import (
+    HDDRoPE,
     increment_matrices,
     quaternion_exp,
     quaternion_product,
     skew_from_parameters,
     so4_quaternion_parts,
 )
-from ropelib.model import GPT, GPTConfig, LayerCache
+from ropelib.model import GPT, ConfigError, GPTConfig, LayerCache
+from ropelib.rope import apply_rope
 from ropelib.scan import associative_scan, prefix_scan, sequential_scan
+
+ROOT = Path(__file__).resolve().parent.parent
+FORMS = [(2, "exp"), (2, "cayley"), (4, "exp"), (4, "cayley"), (6, "exp"), (8, "cayley")]
 
 
 def rotations(shape, b, dtype=torch.float32, seed=0):
     generator = torch.Generator().manual_seed(seed)
     A = torch.randn(*shape, b, b, generator=generator, dtype=torch.float64)
     return torch.matrix_exp(A - A.transpose(-1, -2)).to(dtype)
+
+
+def data_dependent(module: HDDRoPE, std: float = 0.3, seed: int = 0) -> HDDRoPE:
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        module.increments.weight.copy_(
+            torch.randn(module.increments.weight.shape, generator=generator) * std
+        )
+    return module
 
 
 @settings(max_examples=30, deadline=None)
@@ -62,6 +80,8 @@ def test_scan_works_for_general_matrices_and_its_gradient_matches_the_loop():
 def test_scan_bad_input(matrices, dim, match):
     with pytest.raises(ValueError, match=match):
         associative_scan(matrices, dim=dim)
+    with pytest.raises(ValueError, match=match):
+        sequential_scan(matrices, dim=dim)
 
 
 @pytest.mark.parametrize("b, map_", [(2, "exp"), (4, "exp"), (4, "cayley"), (6, "cayley")])
@@ -75,17 +95,145 @@ def test_increments_are_rotations(b, map_):
     torch.testing.assert_close(A, -A.transpose(-1, -2))
 
 
+def test_increment_matrices_rejects_an_unknown_map():
+    with pytest.raises(ValueError, match="map"):
+        increment_matrices(torch.zeros(3, 1), 2, "qr")
+
+
+@pytest.mark.parametrize("b, map_", FORMS)
+def test_untrained_module_is_rope(b, map_):
+    """Zero increment weights: token t is RoPE's position t + 1 (a shift no score sees)."""
+    torch.manual_seed(0)
+    hdd = HDDRoPE(24, n_heads=3, d_model=20, block_dim=b, map=map_)
+    q, k, x = torch.randn(2, 3, 9, 24), torch.randn(2, 3, 9, 24), torch.randn(2, 9, 20)
+    q1, k1, _ = hdd.rotate_queries_and_keys(q, k, x)
+    torch.testing.assert_close(q1, apply_rope(q, offset=1), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(k1, apply_rope(k, offset=1), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("b, map_", FORMS)
+@pytest.mark.parametrize("T", [1, 5, 17, 64])
+def test_fast_rotations_equal_the_matrix_scan(b, map_, T):
+    """The angle (b=2) and quaternion (b=4) forms equal the scan of increment matrices."""
+    torch.manual_seed(T)
+    hdd = data_dependent(HDDRoPE(24, n_heads=2, d_model=32, block_dim=b, map=map_), 0.5)
+    x, qk = torch.randn(3, T, 32), torch.randn(3, 2, T, 24)
+    state_fast = state_ref = None
+    for _ in range(2):  # the second call continues from the first one's state
+        fast, _, state_fast = hdd.rotate_queries_and_keys(qk, qk, x, state_fast)
+        prefix, state_ref = hdd.prefix_rotations(x, state_ref)
+        reference = (prefix @ qk.unflatten(-1, (-1, b))[..., None]).squeeze(-1).flatten(-2)
+        torch.testing.assert_close(fast, reference, atol=3e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("b, map_", FORMS)
+@pytest.mark.parametrize("layout", ["bhtd", "bthd"])
+def test_decoding_token_by_token_with_the_state_equals_the_full_computation(b, map_, layout):
+    torch.manual_seed(1)
+    hdd = data_dependent(HDDRoPE(24, n_heads=2, d_model=16, block_dim=b, map=map_))
+    hdd.layout = layout
+    B, T = 2, 23
+    shape = (B, 2, T, 24) if layout == "bhtd" else (B, T, 2, 24)
+    q, k, x = torch.randn(shape), torch.randn(shape), torch.randn(B, T, 16)
+    full_q, full_k, full_state = hdd.rotate_queries_and_keys(q, k, x)
+    time = 2 if layout == "bhtd" else 1
+    state, pieces_q, pieces_k = None, [], []
+    for start, stop in [(0, 1), (1, 6), (6, 7), (7, 23)]:  # single tokens and chunks
+        part = [t.narrow(time, start, stop - start) for t in (q, k)]
+        q_t, k_t, state = hdd.rotate_queries_and_keys(*part, x[:, start:stop], state)
+        pieces_q.append(q_t)
+        pieces_k.append(k_t)
+        assert state.shape == hdd.state_shape(B)
+    torch.testing.assert_close(torch.cat(pieces_q, time), full_q, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(torch.cat(pieces_k, time), full_k, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(state, full_state, atol=1e-4, rtol=1e-4)
+
+
+def test_layouts_agree():
+    torch.manual_seed(2)
+    a = data_dependent(HDDRoPE(16, n_heads=2, d_model=8, block_dim=4))
+    b = HDDRoPE(16, n_heads=2, d_model=8, block_dim=4, layout="bthd")
+    b.load_state_dict(a.state_dict())
+    q, x = torch.randn(2, 2, 11, 16), torch.randn(2, 11, 8)
+    qa, ka, _ = a.rotate_queries_and_keys(q, q, x)
+    qb, kb, _ = b.rotate_queries_and_keys(q.transpose(1, 2), q.transpose(1, 2), x)
+    torch.testing.assert_close(qb.transpose(1, 2), qa)
+
+
+def test_module_keeps_the_dtype_and_trains_under_bf16_autocast():
+    hdd = data_dependent(HDDRoPE(16, n_heads=2, d_model=8, block_dim=4))
+    q = torch.randn(2, 2, 7, 16, dtype=torch.bfloat16, requires_grad=True)
+    x = torch.randn(2, 7, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        q1, k1, state = hdd.rotate_queries_and_keys(q, q, x)
+    assert q1.dtype == torch.bfloat16 and state.dtype == torch.float32
+    (q1.float().square().sum() + k1.float().sum()).backward()
+    assert torch.isfinite(hdd.increments.weight.grad).all() and q.grad is not None
+
+
+def test_no_weight_decay_names_its_own_parameters():
+    hdd = HDDRoPE(16, n_heads=2, d_model=8)
+    assert hdd.no_weight_decay() == set(dict(hdd.named_parameters()))
+    assert hdd.no_weight_decay() == {"increments.weight", "increments.bias"}
+
+
+def test_reset_parameters_returns_to_rope():
+    hdd = data_dependent(HDDRoPE(16, n_heads=2, d_model=8, block_dim=4))
+    q, x = torch.randn(1, 2, 5, 16), torch.randn(1, 5, 8)
+    assert not torch.allclose(hdd.rotate_queries_and_keys(q, q, x)[0], apply_rope(q, offset=1))
+    hdd.reset_parameters()
+    q1 = hdd.rotate_queries_and_keys(q, q, x)[0]
+    torch.testing.assert_close(q1, apply_rope(q, offset=1), atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize(
-    "options", [{"block_size": 2}, {"block_size": 4}, {"block_size": 4, "map": "cayley"}]
+    "options, match",
+    [
+        ({"block_dim": 3}, "block_dim"),
+        ({"block_dim": 32}, "block_dim"),
+        ({"block_dim": True}, "block_dim"),
+        ({"map": "qr"}, "map"),
+        ({"base": 1.0}, "base"),
+        ({"base": float("nan")}, "base"),
+        ({"layout": "bdht"}, "layout"),
+        ({"n_heads": 0}, "n_heads"),
+        ({"d_model": 2.5}, "d_model"),
+    ],
+)
+def test_module_bad_options(options, match):
+    arguments = {"n_heads": 2, "d_model": 8, **options}
+    with pytest.raises(ValueError, match=f"^{match}"):
+        HDDRoPE(16, **arguments)
+
+
+def test_module_bad_inputs():
+    hdd = HDDRoPE(16, n_heads=2, d_model=8, block_dim=4)
+    q, x = torch.randn(2, 2, 5, 16), torch.randn(2, 5, 8)
+    state = hdd.rotate_queries_and_keys(q, q, x)[2]
+    cases = [
+        ((q[0], q, x, None), "^q must be a 4-D tensor"),
+        ((q[..., :8], q, x, None), "^q must have 2 heads"),
+        ((q, q[:, :, :3], x, None), "^k must have q's shape"),
+        ((q, q, x[:, :4], None), r"^x must be the layer input \[B, T, d_model\] = \[2, 5, 8\]"),
+        ((q, q, "x", None), "^x must"),
+        ((q, q, x, state[:1]), "^state must be one this module returned"),
+        ((q, q, x, {"hdd": state}), "^state must"),
+    ]
+    for arguments, match in cases:
+        with pytest.raises(ValueError, match=match):
+            hdd.rotate_queries_and_keys(*arguments)
+
+
+@pytest.mark.parametrize(
+    "options", [{"block_dim": 2}, {"block_dim": 4}, {"block_dim": 4, "map": "cayley"}, {}]
 )
 def test_hdd_model_decodes_with_cache_and_trains_in_bf16(options):
     torch.manual_seed(0)
     model = GPT(
         GPTConfig(n_layer=2, n_head=2, n_embd=32, vocab_size=40, pe="hdd", pe_options=options)
     )
-    with torch.no_grad():
-        for block in model.transformer.h:
-            block.attn.pe.increments.weight.normal_(std=0.2)
+    for block in model.transformer.h:
+        data_dependent(block.attn.pe.hdd, 0.2)
     model.eval()
     idx = torch.randint(0, 40, (2, 14))
     logits = model(idx)[0]
@@ -102,39 +250,47 @@ def test_hdd_model_decodes_with_cache_and_trains_in_bf16(options):
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
 
 
+def test_untrained_hdd_model_is_the_rope_model():
+    shape = dict(n_layer=2, n_head=2, n_embd=32, vocab_size=50)
+    torch.manual_seed(0)
+    rope = GPT(GPTConfig(pe="rope", **shape)).eval()
+    idx = torch.randint(0, 50, (2, 20))
+    for options in ({"block_dim": 2}, {"block_dim": 4}, {"block_dim": 4, "map": "cayley"}):
+        hdd = GPT(GPTConfig(pe="hdd", pe_options=options, **shape)).eval()
+        missing, unexpected = hdd.load_state_dict(rope.state_dict(), strict=False)
+        assert not unexpected and all(".pe.hdd.increments." in name for name in missing)
+        torch.testing.assert_close(hdd(idx)[0], rope(idx)[0], atol=1e-4, rtol=1e-4)
+
+
+def test_gpt_adapter_names_its_increments_for_no_weight_decay():
+    model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, vocab_size=40, pe="hdd"))
+    named = dict(model.named_parameters())
+    exempt = set()
+    for prefix, module in model.named_modules():
+        if hasattr(module, "no_weight_decay"):
+            exempt |= {f"{prefix}.{name}" if prefix else name for name in module.no_weight_decay()}
+    increments = {name for name in named if ".increments." in name}
+    assert len(increments) == 4 and increments <= exempt and exempt <= set(named)
+    assert model.transformer.pe.no_weight_decay() == set()  # the model-level instance
+
+
 @pytest.mark.parametrize(
     "options, match",
-    [({"block_size": 3}, "block_size"), ({"block_size": 32}, "block_size"), ({"map": "qr"}, "map")],
+    [
+        ({"block_dim": 3}, "block_dim"),
+        ({"block_dim": 32}, "block_dim"),
+        ({"map": "qr"}, "map"),
+        ({"block_size": 4}, "block_dim"),  # the old name of the option
+        ({"layout": "bthd"}, "layout"),
+    ],
 )
 def test_hdd_bad_options(options, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ConfigError, match=f"^pe_options: .*{match}"):
         GPTConfig(n_layer=1, n_head=2, n_embd=32, pe="hdd", pe_options=options)
 
 
-@pytest.mark.parametrize(
-    "options", [{"block_size": 2}, {"block_size": 2, "map": "cayley"}, {"block_size": 4}]
-)
-@pytest.mark.parametrize("T", [1, 5, 17, 64])
-def test_fast_rotations_equal_the_matrix_scan(options, T):
-    """The angle (b=2) and quaternion (b=4) forms equal the scan of increment matrices."""
-    from ropelib.hdd import HDDRoPE
-
-    torch.manual_seed(T)
-    scheme = HDDRoPE(GPTConfig(n_layer=1, n_head=2, n_embd=32), 0, **options)
-    with torch.no_grad():
-        scheme.increments.weight.normal_(std=0.5)
-    x, qk = torch.randn(3, T, 32), torch.randn(3, 2, T, 16)
-    b = options["block_size"]
-    state_fast, state_ref = {}, {}
-    for _ in range(2):  # the second call continues from the first one's state
-        fast, _ = scheme.rotate(qk, qk, None, x, state_fast)
-        prefix = scheme.prefix_rotations(x, state_ref)
-        reference = (prefix @ qk.unflatten(-1, (-1, b))[..., None]).squeeze(-1).flatten(-2)
-        torch.testing.assert_close(fast, reference, atol=3e-5, rtol=1e-5)
-
-
 def test_so4_quaternion_parts_reconstruct_the_generator():
-    from ropelib.hdd import _multiplication_matrices, so4_quaternion_parts
+    from ropelib.hdd import _multiplication_matrices
 
     params = torch.randn(50, 6, dtype=torch.float64)
     u, v = so4_quaternion_parts(params)
@@ -147,14 +303,8 @@ def test_so4_quaternion_parts_reconstruct_the_generator():
     "call, match",
     [
         (lambda: prefix_scan(torch.tensor(1.0), torch.mul), "x"),
-        (
-            lambda: prefix_scan(torch.ones(3, 2), torch.mul, 2),
-            "dim",
-        ),
-        (
-            lambda: quaternion_product(torch.ones(3), torch.ones(4)),
-            "4",
-        ),
+        (lambda: prefix_scan(torch.ones(3, 2), torch.mul, 2), "dim"),
+        (lambda: quaternion_product(torch.ones(3), torch.ones(4)), "4"),
         (lambda: quaternion_exp(torch.ones(2, 4)), "3"),
         (lambda: so4_quaternion_parts(torch.ones(2, 5)), "6"),
     ],
@@ -170,3 +320,35 @@ def test_prefix_scan_of_quaternions_equals_the_sequential_product():
     for t in range(1, 37):
         expected.append(quaternion_product(expected[-1], q[t]))
     torch.testing.assert_close(prefix_scan(q, quaternion_product), torch.stack(expected))
+
+
+def test_tokens_to_reach():
+    from ropelib.experiments.hdd import tokens_to_reach
+
+    history = [
+        {"kind": "eval", "iter": 0, "val_loss": {"1x": 5.0}},
+        {"kind": "train", "iter": 5, "loss": 1.0},  # training losses do not count
+        {"kind": "eval", "iter": 10, "val_loss": {"1x": 3.0}},
+    ]
+    record = {"config": {"batch_size": 2, "grad_accum": 3, "block_size": 8}, "history": history}
+    assert tokens_to_reach(record, 5.0) == 0
+    assert tokens_to_reach(record, 4.0) == 10 * 2 * 3 * 8
+    assert tokens_to_reach(record, 1.0) is None
+
+
+def test_hdd_experiments_use_block_dim_and_the_stored_records_build():
+    from ropelib.experiments.runner import EXPERIMENTS
+
+    configs = EXPERIMENTS["hdd"].configs(True)
+    assert set(configs) == {"rope", "xpos", "hdd b=2", "hdd b=4"}
+    assert configs["hdd b=4"].pe_options == {"block_dim": 4}
+    for path in sorted((ROOT / "results" / "hdd").glob("hdd *.json")):
+        config = json.loads(path.read_text())["config"]
+        assert "block_size" not in config["pe_options"]
+        GPTConfig(
+            n_layer=config["n_layer"],
+            n_head=config["n_head"],
+            n_embd=config["n_embd"],
+            pe=config["pe"],
+            pe_options=config["pe_options"],
+        )
