@@ -10,9 +10,10 @@ For every chapter `notebooks/*.md` (read with jupytext) it prints
   largest one (the book's limit is 60);
 
 and, with `--html` (default `_build/html` when it exists), for each built page the fraction of
-its rendered lines that are visible `pre` blocks: a `pre` counts its lines, any other block of
-text (paragraph, list item, heading, table cell, caption, displayed math) counts its characters
-wrapped at the book's 88 columns. Code inside a collapsed (`hide-input`) cell is not counted.
+its rendered lines that are visible `pre` blocks (code and printed outputs): a `pre` counts its
+non-blank lines, any other block of text (paragraph, list item, heading, table cell, caption,
+displayed math) counts its characters wrapped at the book's 88 columns. Code inside a collapsed
+(`hide-input`) cell is not counted.
 
     python tools/book_stats.py                  # chapters, and _build/html when it exists
     python tools/book_stats.py notebooks/05_crope.md --html=
@@ -93,7 +94,7 @@ def page_code_fraction(path: Path) -> tuple[int, int]:
         hidden.decompose()
     code = 0
     for pre in article.find_all("pre"):
-        code += len(pre.get_text().rstrip("\n").splitlines())
+        code += non_blank(pre.get_text())
         pre.decompose()
     prose = 0
     for block in article.find_all(["p", "li", "h1", "h2", "h3", "h4", "dt", "dd", "td", "th"]):
