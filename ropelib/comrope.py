@@ -2,6 +2,8 @@
 
 # %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / One axis: ComRoPE is RoPE in
 #    a learned basis
+"""ComRoPE, LieRE, RoPE-Mixed and axial RoPE: the chapter *The RoPE Equation and ComRoPE*."""
+
 from __future__ import annotations
 
 import math
@@ -9,69 +11,261 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ropelib.model import GPTConfig, PositionScheme, QKVProjection, register_scheme
 from ropelib.rope import apply_rotary, rope_frequencies
-from ropelib.train import PRESETS, TrainConfig, register_experiment
 
 
+# %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / One axis: ComRoPE is RoPE in
+#    a learned basis
 def skew(P: Tensor) -> Tensor:
-    """The skew-symmetric part `P - Pᵀ` of a batch of square matrices."""
+    """The skew-symmetric part `P - Pᵀ` of a batch of square matrices.
+
+    Derived in the chapter *The RoPE Equation and ComRoPE*.
+    """
     return P - P.transpose(-1, -2)
 
 
 def skew_schur(S: Tensor) -> tuple[Tensor, Tensor]:
-    """Real Schur form of skew-symmetric `S [..., b, b]` (b even): `S = V diag(λ_l J) Vᵀ`.
+    """Real Schur form `S = V diag(λ_l J) Vᵀ` of skew `S [..., b, b]`: `(V, λ ≥ 0)`.
 
-    Returns the orthogonal `V [..., b, b]` and `λ [..., b/2]` (λ_l >= 0). Eigenvectors of the
-    Hermitian `iS` come in conjugate pairs; the real and imaginary parts of the one for
-    eigenvalue λ_l > 0, scaled by √2, span the l-th invariant plane. Not differentiable at
-    repeated λ (eigh's backward divides by eigenvalue gaps).
-    Derived in notebooks/06_rope_equation.md.
+    Derived in the chapter *The RoPE Equation and ComRoPE*.
     """
+    # not differentiable at repeated λ: eigh's backward divides by eigenvalue gaps
     b = S.shape[-1]
-    if b % 2 or S.shape[-2] != b:
-        raise ValueError(f"S must be [..., b, b] with b even, got shape {tuple(S.shape)}")
+    if b % 2 or S.dim() < 2 or S.shape[-2] != b:
+        raise ValueError(
+            f"S must be [..., b, b] with b even, got shape {tuple(S.shape)}"
+        )
     mu, U = torch.linalg.eigh(1j * S.to(torch.complex128))  # ascending: -λ ... +λ
     U = U[..., b // 2 :].flip(-1)  # eigenvectors of the b/2 non-negative eigenvalues
     lam = mu[..., b // 2 :].flip(-1)
-    # i S u = μ u  =>  S u = -iμ u; with u = (a + i c)/√2: S a = μ c and S c = -μ a
+    # u = (a + i c)/√2 with S a = λ c, S c = -λ a: V has columns a_1, c_1, a_2, c_2, ...
     V = torch.stack((U.real, U.imag), dim=-1).flatten(-2) * math.sqrt(2)
-    # columns (a_l, c_l): S [a c] = [a c] [[0, -μ], [μ, 0]]  ->  V has columns a_1, c_1, a_2, ...
     return V.to(S.dtype), lam.to(S.dtype)
 
 
-# %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / Computing ComRoPE without a
-#    per-token matrix exponential
-class _AngleMatrices(nn.Module):
-    """Common parts of the block-diagonal angle-matrix schemes, per head.
+# %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / N-D positions: axial RoPE
+def axial_frequencies(
+    head_dim: int, n_axes: int = 1, block_dim: int = 2, base: float = 10000.0
+) -> Tensor:
+    """RoPE's rates dealt out to axes, float64 `[head_dim / 2]`; block j serves axis j mod N.
 
-    Subclasses define `angle_matrices()` -> `[N, heads, head_dim // b, b, b]`.
+    Derived in the chapter *The RoPE Equation and ComRoPE*.
+    """
+    n_blocks, half = head_dim // block_dim, block_dim // 2
+    if n_blocks * block_dim != head_dim or block_dim % 2 or n_axes < 1:
+        raise ValueError(
+            f"block_dim must be even and divide head_dim = {head_dim}, got {block_dim}"
+        )
+    spectrum = torch.empty(n_blocks, half, dtype=torch.float64)
+    for axis in range(min(n_axes, n_blocks)):
+        owned = list(range(axis, n_blocks, n_axes))  # blocks axis, axis + N, ...
+        rates = rope_frequencies(len(owned) * block_dim, base)
+        spectrum[owned] = rates.to(torch.float64).view(len(owned), half)
+    return spectrum.flatten()
+
+
+# %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / One interface for every
+#    method
+LAYOUTS = ("bhtd", "bthd")
+
+
+def _integer(name: str, value: object, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _as_bhtd(x: object, name: str, layout: str, head_dim: int, n_heads: int | None):
+    """`x` as `[B, H, T, D]`, checked against the module's sizes."""
+    if not isinstance(x, Tensor) or x.dim() != 4:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a 4-D tensor [{layout}], got {shape}")
+    x = x.transpose(1, 2) if layout == "bthd" else x
+    if x.shape[-1] != head_dim:
+        raise ValueError(
+            f"{name} must have head_dim = {head_dim} channels, got {x.shape[-1]}"
+        )
+    if n_heads is not None and x.shape[1] != n_heads:
+        raise ValueError(
+            f"{name} must have n_heads = {n_heads} heads, got {x.shape[1]}"
+        )
+    return x
+
+
+def _check_positions(
+    positions: object, n_axes: int, batch: int, length: int, device: torch.device
+) -> Tensor:
+    """float64 `[T, N]` or `[B, T, N]`; `[T]` is read as `[T, 1]` when N = 1."""
+    positions = torch.as_tensor(positions, device=device)
+    if positions.is_complex() or positions.dtype == torch.bool:
+        raise ValueError(f"positions must be real numbers, got {positions.dtype}")
+    if positions.dim() == 1 and n_axes == 1:
+        positions = positions[:, None]
+    shape = tuple(positions.shape)
+    if positions.dim() not in (2, 3) or shape[-1] != n_axes:
+        raise ValueError(
+            f"positions must be [T, {n_axes}] or [B, T, {n_axes}] (n_axes = {n_axes}), "
+            f"got shape {shape}"
+        )
+    if shape[-2] != length:
+        raise ValueError(
+            f"positions must have T = {length} rows to match q's sequence axis "
+            f"(without prefix tokens), got {shape[-2]}"
+        )
+    if positions.dim() == 3 and shape[0] not in (1, batch):
+        raise ValueError(
+            f"positions must have B = {batch} samples to match q's batch axis, "
+            f"got {shape[0]}"
+        )
+    return positions.to(torch.float64)
+
+
+# %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / One interface for every
+#    method
+class _PositionalRotation(nn.Module):
+    """Shapes, layouts, prefix tokens and positions, shared by every method below."""
+
+    n_heads: int | None = None  # learned methods keep one set of parameters per head
+
+    def __init__(self, head_dim: int, n_axes: int, prefix_tokens: int, layout: str):
+        super().__init__()
+        self.head_dim = _integer("head_dim", head_dim, 2)
+        if head_dim % 2:
+            raise ValueError(f"head_dim must be even (pairs rotate), got {head_dim}")
+        self.n_axes = _integer("n_axes", n_axes)
+        self.prefix_tokens = _integer("prefix_tokens", prefix_tokens, 0)
+        if layout not in LAYOUTS:
+            raise ValueError(
+                f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}"
+            )
+        self.layout = layout
+
+    def _rotate_with(self, rotate, q, k, positions, offset):
+        sizes = (self.layout, self.head_dim, self.n_heads)
+        q, k = _as_bhtd(q, "q", *sizes), _as_bhtd(k, "k", *sizes)
+        (B, _, T, _), offset = q.shape, _integer("offset", offset, 0)
+        if (k.shape[0], k.shape[2]) != (B, T):
+            raise ValueError(
+                f"k must have q's B = {B} and T = {T}, got {k.shape[0]}, {k.shape[2]}"
+            )
+        if positions is not None and offset:
+            raise ValueError("pass either positions or offset, not both")
+        skip = min(max(self.prefix_tokens - offset, 0), T)  # unrotated prefix tokens
+        if positions is None:
+            if self.n_axes > 1:
+                raise ValueError(f"positions are required with n_axes = {self.n_axes}")
+            first = max(offset - self.prefix_tokens, 0)
+            positions = torch.arange(first, first + T - skip, device=q.device)
+        positions = _check_positions(positions, self.n_axes, B, T - skip, q.device)
+        q_rot, k_rot = rotate(q[..., skip:, :], k[..., skip:, :], positions)
+        if skip:
+            q_rot = torch.cat((q[..., :skip, :], q_rot), dim=-2)
+            k_rot = torch.cat((k[..., :skip, :], k_rot), dim=-2)
+        if self.layout == "bthd":
+            return q_rot.transpose(1, 2), k_rot.transpose(1, 2)
+        return q_rot, k_rot
+
+    def rotate_queries_and_keys(self, q, k, positions=None, *, offset: int = 0):
+        """Rotate `q, k` to `positions` `[T]`, `[T, N]`, `[B, T, N]` or `offset + arange(T)`."""
+        return self._rotate_with(self._rotate, q, k, positions, offset)
+
+    def no_weight_decay(self) -> set[str]:
+        """The names of this module's position parameters: they take no weight decay."""
+        return set()
+
+    def extra_repr(self) -> str:
+        heads = "" if self.n_heads is None else f", n_heads={self.n_heads}"
+        return (
+            f"head_dim={self.head_dim}{heads}, n_axes={self.n_axes}, "
+            f"prefix_tokens={self.prefix_tokens}, layout={self.layout!r}"
+        )
+
+
+# %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / One interface for every
+#    method
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+class AxialRoPE(_PositionalRotation):
+    """RoPE for N-D positions: pair j turns by x_{j mod N} λ_{⌊j/N⌋}; nothing is learned.
+
+    Derived in the chapter *The RoPE Equation and ComRoPE*.
     """
 
-    commuting = True
-
-    def __init__(self, head_dim: int, n_heads: int, n_axes: int = 1, block_size: int = 8) -> None:
-        super().__init__()
-        for name, value in (("head_dim", head_dim), ("n_heads", n_heads), ("n_axes", n_axes)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 2:
-            raise ValueError(f"block_size must be an even integer >= 2, got {block_size!r}")
-        if block_size % 2 or head_dim % block_size:
+    def __init__(
+        self,
+        head_dim: int,
+        *,
+        n_axes: int = 1,
+        base: float = 10000.0,
+        prefix_tokens: int = 0,
+        layout: str = "bhtd",
+    ) -> None:
+        super().__init__(head_dim, n_axes, prefix_tokens, layout)
+        if head_dim // 2 < n_axes:
             raise ValueError(
-                f"block_size must be even and divide head_dim = {head_dim}, got {block_size}"
+                f"head_dim must give each of n_axes = {n_axes} axes a pair, got {head_dim}"
             )
-        self.head_dim, self.n_heads, self.n_axes, self.block_size = (
-            head_dim,
-            n_heads,
-            n_axes,
-            block_size,
-        )
-        self.n_blocks = head_dim // block_size
+        self.base = float(base)
+        # a plain float64 CPU tensor, not a buffer: model.half() must not round it
+        self.frequencies = axial_frequencies(head_dim, n_axes, 2, base)
+        self.axis = torch.arange(head_dim // 2) % n_axes  # the axis of each pair
 
-    def _check_positions(self, positions: Tensor) -> Tensor:
-        """Positions as float64 `[..., N]`; 1-D integer positions `[T]` are read as `[T, 1]`."""
-        positions = torch.as_tensor(positions)
+    def angles(self, positions: Tensor) -> Tensor:
+        """x_{a(j)} λ_j in float64, `[..., head_dim / 2]`, at positions `[..., N]`."""
+        positions = torch.as_tensor(positions).to(torch.float64)
+        device = positions.device
+        return positions[..., self.axis.to(device)] * self.frequencies.to(device)
+
+    def _rotate(self, q: Tensor, k: Tensor, positions: Tensor) -> tuple[Tensor, Tensor]:
+        angles = self.angles(positions)[..., None, :, :]  # [(B,) 1, T, D/2]: every head
+        compute = _compute_dtype(q.dtype)
+        cos, sin = angles.cos().to(compute), angles.sin().to(compute)
+        q_rot = apply_rotary(q.to(compute), cos, sin, interleaved=True).to(q.dtype)
+        return q_rot, apply_rotary(k.to(compute), cos, sin, interleaved=True).to(
+            k.dtype
+        )
+
+
+# %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / The angle matrices in code
+class _AngleMatrices(_PositionalRotation):
+    """Block-diagonal generators `angle_matrices() -> [N, heads, head_dim // b, b, b]`."""
+
+    commuting = True
+    one_block_per_axis = False  # AP and LieRE: every axis owns a block of its own
+
+    def __init__(
+        self,
+        head_dim: int,
+        *,
+        n_heads: int = 1,
+        n_axes: int = 1,
+        block_dim: int = 8,
+        base: float = 10000.0,
+        prefix_tokens: int = 0,
+        layout: str = "bhtd",
+    ) -> None:
+        super().__init__(head_dim, n_axes, prefix_tokens, layout)
+        self.n_heads = _integer("n_heads", n_heads)
+        self.block_dim = _integer("block_dim", block_dim, 2)
+        if block_dim % 2 or head_dim % block_dim:
+            raise ValueError(
+                f"block_dim must be even and divide head_dim = {head_dim}, got {block_dim}"
+            )
+        self.n_blocks, self.base = head_dim // block_dim, float(base)
+        if self.one_block_per_axis and self.n_blocks < n_axes:
+            raise ValueError(
+                f"block_dim must leave each of n_axes = {n_axes} axes a block: "
+                f"n_axes * block_dim <= head_dim = {head_dim}, got block_dim = {block_dim}"
+            )
+        self._init_parameters()
+
+    def _init_parameters(self) -> None:  # the trained generators: each scheme's own
+        raise NotImplementedError
+
+    def _positions(self, positions: Tensor, device: torch.device) -> Tensor:
+        positions = torch.as_tensor(positions, device=device)
         if self.n_axes == 1 and positions.dim() <= 1:  # [T] (or a scalar): one axis
             positions = positions[..., None]
         if positions.shape[-1] != self.n_axes:
@@ -81,120 +275,124 @@ class _AngleMatrices(nn.Module):
         return positions.to(torch.float64)
 
     def rotation(self, positions: Tensor) -> Tensor:
-        """Block rotations `[..., heads, n_blocks, b, b]` at positions `[..., N]`."""
-        generator = torch.einsum(
-            "...i,ihjab->...hjab", self._check_positions(positions), self.angle_matrices().double()
-        )
-        return torch.matrix_exp(generator).to(self.angle_matrices().dtype)
+        """Blocks of exp(Σ_i x_i A_i), `[..., heads, n_blocks, b, b]`, at `[..., N]`."""
+        A = self.angle_matrices()
+        x = self._positions(positions, A.device)
+        generator = torch.einsum("...i,ihjab->...hjab", x, A.double())
+        return torch.matrix_exp(generator).to(A.dtype)
+
+    def _rotate(self, q: Tensor, k: Tensor, positions: Tensor) -> tuple[Tensor, Tensor]:
+        compute = _compute_dtype(q.dtype)
+        R = (
+            self.rotation(positions).to(compute).transpose(-4, -5)
+        )  # [(B,) H, T, nb, b, b]
+
+        def rotate(x: Tensor) -> Tensor:
+            blocks = x.to(compute).unflatten(-1, (self.n_blocks, self.block_dim))
+            return (R @ blocks[..., None]).squeeze(-1).flatten(-2).to(x.dtype)
+
+        return rotate(q), rotate(k)
+
+
+# %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / The angle matrices in code
+def _pair_blocks(diagonal: Tensor, lower: Tensor) -> Tensor:
+    """`[..., b, b]` made of 2×2 blocks [[d, -l], [l, d]] from `diagonal, lower [..., b/2]`."""
+    b = 2 * diagonal.shape[-1]
+    out = diagonal.new_zeros(*diagonal.shape[:-1], b, b)
+    i = torch.arange(0, b, 2, device=diagonal.device)
+    out[..., i, i], out[..., i + 1, i + 1] = diagonal, diagonal
+    out[..., i + 1, i], out[..., i, i + 1] = lower, -lower
+    return out
 
 
 class _SpectralAngleMatrices(_AngleMatrices):
-    """AP and LD: block j's generator is a scalar s_j(x) times S_j = V_j diag(λ_j J) V_jᵀ."""
+    """AP and LD: block j's generator is s_j(x) S_j with S_j = V_j diag(λ_j J) V_jᵀ."""
 
-    def __init__(
-        self,
-        head_dim: int,
-        n_heads: int,
-        n_axes: int = 1,
-        block_size: int = 8,
-        base: float = 10000.0,
-    ):
-        super().__init__(head_dim, n_heads, n_axes, block_size)
-        b = block_size
-        self.basis_generator = nn.Parameter(
-            torch.zeros(n_heads, self.n_blocks, b, b)
-        )  # K_j; V_j = exp(K_j - K_jᵀ)
-        spectrum = self._initial_spectrum(head_dim, base)  # [head_dim / 2], RoPE's by default
-        # stored flat (1-D) so that trainers which decay only matrices leave the frequencies alone
-        self.frequencies = nn.Parameter(spectrum.float().repeat(n_heads))
-
-    def _initial_spectrum(self, head_dim: int, base: float) -> Tensor:
-        return rope_frequencies(head_dim, base)
+    def _init_parameters(self) -> None:
+        H, nb, b = self.n_heads, self.n_blocks, self.block_dim
+        # K_j: V_j = exp(K_j - K_jᵀ) is orthogonal, and K_j = 0 starts it at the identity
+        self.basis_generator = nn.Parameter(torch.zeros(H, nb, b, b))
+        # λ, flat [heads · head_dim / 2], starting as the axial spectrum (RoPE's for N = 1)
+        spectrum = axial_frequencies(self.head_dim, self.n_axes, b, self.base)
+        self.frequencies = nn.Parameter(spectrum.float().repeat(H))
 
     def block_frequencies(self) -> Tensor:
         """λ as `[heads, n_blocks, b/2]`."""
-        return self.frequencies.view(self.n_heads, self.n_blocks, self.block_size // 2)
+        return self.frequencies.view(self.n_heads, self.n_blocks, self.block_dim // 2)
 
     def basis(self) -> Tensor:
-        """V_j, orthogonal, `[heads, n_blocks, b, b]`: one small matrix exponential per step."""
+        """V_j, orthogonal, `[heads, n_blocks, b, b]`: one small matrix exponential a step."""
         return torch.matrix_exp(skew(self.basis_generator))
 
     def skew_blocks(self) -> Tensor:
         """S_j = V_j diag(λ_j J) V_jᵀ, `[heads, n_blocks, b, b]`."""
         lam = self.block_frequencies()
-        b = self.block_size
-        Lambda = torch.zeros(*lam.shape[:-1], b, b, dtype=lam.dtype, device=lam.device)
-        idx = torch.arange(0, b, 2, device=lam.device)
-        Lambda[..., idx + 1, idx] = lam
-        Lambda[..., idx, idx + 1] = -lam
         V = self.basis()
-        return V @ Lambda @ V.transpose(-1, -2)
+        return V @ _pair_blocks(torch.zeros_like(lam), lam) @ V.transpose(-1, -2)
 
     def coefficients(self, positions: Tensor) -> Tensor:
-        """s_j(x) as float64 `[..., heads, n_blocks]`."""
+        """s_j(x) as float64 `[..., heads, n_blocks]` at float64 positions `[..., N]`."""
         raise NotImplementedError
 
     def angles(self, positions: Tensor) -> Tensor:
         """s_j(x)·λ_{j,l} in float64, `[..., heads, head_dim / 2]`."""
-        s = self.coefficients(self._check_positions(positions))
+        s = self.coefficients(self._positions(positions, self.frequencies.device))
         return (s[..., None] * self.block_frequencies().double()).flatten(-2)
 
     def rotation(self, positions: Tensor) -> Tensor:
-        """Block rotations `[..., heads, n_blocks, b, b]` in closed form: V R(sλ) Vᵀ."""
-        angles = self.angles(positions).unflatten(-1, (self.n_blocks, self.block_size // 2))
-        cos, sin = angles.cos(), angles.sin()
-        b = self.block_size
-        rot = torch.zeros(*angles.shape[:-1], b, b, dtype=torch.float64, device=angles.device)
-        idx = torch.arange(0, b, 2, device=angles.device)
-        rot[..., idx, idx], rot[..., idx + 1, idx + 1] = cos, cos
-        rot[..., idx + 1, idx], rot[..., idx, idx + 1] = sin, -sin
+        """Blocks of R(x) in closed form, V R_RoPE(sλ) Vᵀ, `[..., heads, n_blocks, b, b]`."""
+        angles = self.angles(positions).unflatten(-1, (self.n_blocks, -1))
         V = self.basis().double()
-        return (V @ rot @ V.transpose(-1, -2)).to(self.frequencies.dtype)
+        rope = _pair_blocks(angles.cos(), angles.sin())
+        return (V @ rope @ V.transpose(-1, -2)).to(self.frequencies.dtype)
+
+    def no_weight_decay(self) -> set[str]:
+        """The basis generators and frequencies (and LD's axis weights) take no decay."""
+        return {name for name, _ in self.named_parameters(recurse=False)}
+
+
+# %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / The angle matrices in code
+class _SpectralRotation(_SpectralAngleMatrices):
+    """The attention path of AP and LD: a change of basis, then RoPE at learned angles."""
 
     def change_basis(self, x: Tensor, inverse: bool = False) -> Tensor:
-        """Apply blockdiag(V_jᵀ) (or V_j) to the channels of `x [..., heads, T, head_dim]`."""
+        """blockdiag(V_jᵀ) (or V_j) on the channels of `x [..., heads, T, head_dim]`."""
         V = self.basis().to(x.dtype)
-        blocks = x.unflatten(-1, (self.n_blocks, self.block_size))  # [..., H, T, nb, b]
+        blocks = x.unflatten(-1, (self.n_blocks, self.block_dim))  # [..., H, T, nb, b]
         matrix = V if inverse else V.transpose(-1, -2)  # [H, nb, b, b]
         return torch.einsum("hjab,...htjb->...htja", matrix, blocks).flatten(-2)
 
-    def cos_sin(self, positions: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-        """cos and sin of s_j(x)λ as `[heads, T, head_dim/2]` in the compute dtype of `dtype`."""
-        angles = self.angles(positions).transpose(0, 1)  # [H, T, D/2], float64
-        compute = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
-        return angles.cos().to(compute), angles.sin().to(compute)
+    def rotate_in_basis(self, q, k, positions=None, *, offset: int = 0):
+        """`rotate_queries_and_keys` for `q, k` already in the basis V (Vᵀq, Vᵀk)."""
+        return self._rotate_with(self._rotate_in_basis, q, k, positions, offset)
 
-    def rotate_in_basis(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-        """RoPE with the learned angles on `x [B, H, T, D]` already in the basis V (i.e. Vᵀ q)."""
-        return apply_rotary(x.to(cos.dtype), cos, sin, interleaved=True).to(x.dtype)
-
-    def rotate_pair(self, q: Tensor, k: Tensor, positions: Tensor, basis_applied: bool = False):
-        """Rotated `q, k [B, H, T, D]` whose scores equal those of R(x)q, R(x)k.
-
-        With `basis_applied` the inputs are already Vᵀq, Vᵀk (folded into the projection).
-        """
-        if not basis_applied:
-            q, k = self.change_basis(q), self.change_basis(k)
-        angles = self.angles(positions).transpose(0, 1)  # [H, T, D/2], float64: one table
+    def _rotate_in_basis(self, q: Tensor, k: Tensor, positions: Tensor):
+        angles = self.angles(positions).movedim(-2, -3)  # [(B,) H, T, D/2], float64
         return _RotateByLearnedAngles.apply(q, k, angles)
 
+    def _rotate(self, q: Tensor, k: Tensor, positions: Tensor):
+        q, k = self.change_basis(q), self.change_basis(k)
+        return self._rotate_in_basis(q, k, positions)
 
+
+# %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / The gradient of a learned
+#    angle
 class _RotateByLearnedAngles(torch.autograd.Function):
-    """Interleaved pairs of q and k rotated by trainable angles, with a one-pass backward.
-
-    d(loss)/dθ = Σ Im(g · conj(y)) over everything the angle table is broadcast over, for the
-    output y = x e^{iθ} and its gradient g. Derived in notebooks/06_rope_equation.md.
-    """
+    """Interleaved pairs of q and k rotated by trainable angles, with a one-pass backward."""
 
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, angles: Tensor) -> tuple[Tensor, Tensor]:
-        compute = torch.float32 if q.dtype in (torch.float16, torch.bfloat16) else q.dtype
-        reduced = torch.remainder(angles, 2 * math.pi).to(compute)  # exact in float64 first
+        compute = _compute_dtype(q.dtype)
+        reduced = torch.remainder(angles, 2 * math.pi).to(
+            compute
+        )  # exact in float64 first
         cos, sin = reduced.cos(), reduced.sin()
         turn = torch.complex(cos, sin)
         outputs = []
         for x in (q, k):
-            pairs = torch.view_as_complex(x.to(compute).contiguous().unflatten(-1, (-1, 2)))
+            pairs = torch.view_as_complex(
+                x.to(compute).contiguous().unflatten(-1, (-1, 2))
+            )
             outputs.append(torch.view_as_real(pairs * turn))  # [..., D/2, 2]
         ctx.save_for_backward(cos, sin, *outputs)
         ctx.shapes = (angles.shape, angles.dtype, q.dtype, k.dtype)
@@ -208,20 +406,25 @@ class _RotateByLearnedAngles(torch.autograd.Function):
         grads, grad_angles = [], None
         for g, y, dtype in ((grad_q, y_q, q_dtype), (grad_k, y_k, k_dtype)):
             g = g.to(cos.dtype).contiguous().unflatten(-1, (-1, 2))
-            grads.append(torch.view_as_real(torch.view_as_complex(g) * back).flatten(-2).to(dtype))
+            turned = torch.view_as_real(torch.view_as_complex(g) * back)
+            grads.append(turned.flatten(-2).to(dtype))
             if ctx.needs_input_grad[2]:  # Im(g · conj(y)) = g_im y_re - g_re y_im
-                part = (g[..., 1] * y[..., 0] - g[..., 0] * y[..., 1]).sum_to_size(angle_shape)
+                part = g[..., 1] * y[..., 0] - g[..., 0] * y[..., 1]
+                part = part.sum_to_size(angle_shape)
                 grad_angles = part if grad_angles is None else grad_angles + part
         if grad_angles is not None:
             grad_angles = grad_angles.to(angle_dtype)
         return grads[0], grads[1], grad_angles
 
 
-class ComRoPEAP(_SpectralAngleMatrices):
+# %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / The four learned schemes
+class ComRoPEAP(_SpectralRotation):
     """ComRoPE-AP: block j is a trained skew matrix used by axis j mod N only.
 
-    Derived in notebooks/06_rope_equation.md.
+    Derived in the chapter *The RoPE Equation and ComRoPE*.
     """
+
+    one_block_per_axis = True
 
     def coefficients(self, positions: Tensor) -> Tensor:
         axis = torch.arange(self.n_blocks, device=positions.device) % self.n_axes
@@ -230,37 +433,32 @@ class ComRoPEAP(_SpectralAngleMatrices):
 
     def angle_matrices(self) -> Tensor:
         S = self.skew_blocks()
-        owner = (torch.arange(self.n_blocks, device=S.device) % self.n_axes)[
-            None, :
-        ] == torch.arange(self.n_axes, device=S.device)[:, None]
-        return S[None] * owner[:, None, :, None, None].to(S.dtype)
+        owner = torch.arange(self.n_blocks, device=S.device) % self.n_axes
+        owned = owner[None, :] == torch.arange(self.n_axes, device=S.device)[:, None]
+        return S[None] * owned[:, None, :, None, None].to(S.dtype)
 
 
-class ComRoPELD(_SpectralAngleMatrices):
+# %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / The four learned schemes
+class ComRoPELD(_SpectralRotation):
     """ComRoPE-LD: block j of axis i is θ_ij S_j, one trained skew matrix per block.
 
-    Derived in notebooks/06_rope_equation.md.
+    Derived in the chapter *The RoPE Equation and ComRoPE*.
     """
 
-    def __init__(
-        self,
-        head_dim: int,
-        n_heads: int,
-        n_axes: int = 1,
-        block_size: int = 8,
-        base: float = 10000.0,
-    ):
-        super().__init__(head_dim, n_heads, n_axes, block_size, base)
-        if n_axes == 1:
-            directions = torch.ones(1, n_heads, self.n_blocks)
-        else:  # random unit directions per block, as RoPE-Mixed initializes its frequencies
-            angle = torch.rand(n_heads, self.n_blocks) * 2 * math.pi
+    def _init_parameters(self) -> None:
+        super()._init_parameters()
+        N, H, nb = self.n_axes, self.n_heads, self.n_blocks
+        if N == 1:
+            directions = torch.ones(1, H, nb)
+        else:  # random unit directions per block
+            angle = torch.rand(H, nb) * 2 * math.pi
             directions = torch.stack(
-                [torch.cos(angle + i * math.pi / n_axes) for i in range(n_axes)]
+                [torch.cos(angle + i * math.pi / N) for i in range(N)]
             )
-        self.axis_weights = nn.Parameter(directions.flatten())  # θ_ij, flat: no weight decay
+        self.axis_weights = nn.Parameter(directions.flatten())  # θ_ij, flat
 
     def theta(self) -> Tensor:
+        """θ as `[N, heads, n_blocks]`."""
         return self.axis_weights.view(self.n_axes, self.n_heads, self.n_blocks)
 
     def coefficients(self, positions: Tensor) -> Tensor:
@@ -270,179 +468,53 @@ class ComRoPELD(_SpectralAngleMatrices):
         return self.theta()[..., None, None] * self.skew_blocks()[None]
 
 
+# %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / The four learned schemes
 class RoPEMixed(ComRoPELD):
-    """RoPE-Mixed (Heo et al. 2024): LD with 2x2 blocks, i.e. learned frequencies per axis.
+    """RoPE-Mixed: LD with 2×2 blocks, i.e. learned frequencies per axis and pair.
 
-    Derived in notebooks/06_rope_equation.md.
+    Derived in the chapter *The RoPE Equation and ComRoPE*.
     """
 
-    def __init__(
-        self,
-        head_dim: int,
-        n_heads: int,
-        n_axes: int = 1,
-        block_size: int = 2,
-        base: float = 10000.0,
-    ):
-        if block_size != 2:
-            raise ValueError(f"block_size must be 2 for RoPE-Mixed, got {block_size}")
-        super().__init__(head_dim, n_heads, n_axes, 2, base)
-        self.basis_generator.requires_grad_(False)  # a 2x2 rotation commutes with J: no basis
+    def __init__(self, head_dim: int, *, block_dim: int = 2, **options) -> None:
+        if block_dim != 2:
+            raise ValueError(f"block_dim must be 2 for RoPE-Mixed, got {block_dim!r}")
+        super().__init__(head_dim, block_dim=2, **options)
+        self.basis_generator.requires_grad_(False)  # 2×2 rotations commute with J
 
 
+# %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / The four learned schemes
 class LieRE(_AngleMatrices):
-    """LieRE (Ostmeier et al. 2024): free skew blocks per axis; they do not commute.
+    """LieRE: free skew blocks per axis, which do not commute; R(x) by matrix exponential.
 
-    With one axis it is ComRoPE; with several, R(x) = exp(Σ x_i A_i) has no shared basis and
-    is computed per position with a b×b matrix exponential.
-    Derived in notebooks/06_rope_equation.md.
+    Derived in the chapter *The RoPE Equation and ComRoPE*.
     """
 
     commuting = False
+    one_block_per_axis = True
 
-    def __init__(
-        self,
-        head_dim: int,
-        n_heads: int,
-        n_axes: int = 1,
-        block_size: int = 8,
-        base: float = 10000.0,
-    ):
-        super().__init__(head_dim, n_heads, n_axes, block_size)
-        b = block_size
-        # start from RoPE's generators on axis j mod N, plus small noise that breaks commutation
-        ap = ComRoPEAP(head_dim, n_heads, n_axes, block_size, base).angle_matrices().detach()
-        self.generators = nn.Parameter(
-            0.5 * ap + 0.01 * torch.randn(n_axes, n_heads, self.n_blocks, b, b)
-        )
+    def _init_parameters(self) -> None:
+        N, H, nb, b = self.n_axes, self.n_heads, self.n_blocks, self.block_dim
+        sizes = dict(n_heads=H, n_axes=N, block_dim=b, base=self.base)
+        axial = ComRoPEAP(self.head_dim, **sizes).angle_matrices().detach()
+        # skew(P) = P - Pᵀ doubles a skew P; the noise breaks commutation
+        self.generators = nn.Parameter(0.5 * axial + 0.01 * torch.randn(N, H, nb, b, b))
 
     def angle_matrices(self) -> Tensor:
         return skew(self.generators)
 
-    def rotate_pair(self, q: Tensor, k: Tensor, positions: Tensor, basis_applied: bool = False):
-        rotation = self.rotation(positions).to(q.dtype)  # [T, H, nb, b, b]
-
-        def rotate(x):
-            blocks = x.unflatten(-1, (self.n_blocks, self.block_size))  # [B, H, T, nb, b]
-            return torch.einsum("thjab,zhtjb->zhtja", rotation, blocks).flatten(-2)
-
-        return rotate(q), rotate(k)
-
-
-# %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / In the GPT harness
-class _FoldedBasisQKV(QKVProjection):
-    """GPT-2's fused Q/K/V projection with blockdiag(V_jᵀ) folded into the q and k rows."""
-
-    def __init__(self, config: GPTConfig, angles: _SpectralAngleMatrices) -> None:
-        super().__init__(config)
-        object.__setattr__(
-            self, "_angles", angles
-        )  # a reference, not a submodule: no double registration
-
-    def _fold(self, rows: Tensor) -> Tensor:
-        V = self._angles.basis().to(rows.dtype)  # [H, nb, b, b]
-        H, nb, b = V.shape[0], V.shape[1], V.shape[2]
-        blocks = rows.reshape(H, nb, b, -1)  # rows are output channels h·D + j·b + a
-        return torch.einsum("hjba,hjbc->hjac", V, blocks).reshape(rows.shape)
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        C = x.shape[-1]
-        wq, wk, wv = self.c_attn.weight.split(C)
-        weight = torch.cat((self._fold(wq), self._fold(wk), wv))
-        bias = self.c_attn.bias
-        if bias is not None:
-            bq, bk, bv = bias.split(C)
-            bias = torch.cat((self._fold(bq[:, None])[:, 0], self._fold(bk[:, None])[:, 0], bv))
-        return torch.nn.functional.linear(x, weight, bias).split(C, dim=-1)
-
-
-class _AngleMatrixScheme(PositionScheme):
-    """A block angle-matrix rotation (one axis) as a GPT position scheme."""
-
-    rotary = True
-    angle_class: type[_AngleMatrices]
-    default_block_size = 8
-
-    def __init__(
-        self, config: GPTConfig, layer: int | None = None, block_size: int | None = None
-    ) -> None:
-        super().__init__(config, layer)
-        self.block_size = self.default_block_size if block_size is None else block_size
-        if layer is not None:
-            self.angles = self.angle_class(
-                config.head_dim, config.n_head, 1, self.block_size, config.rope_base
-            )
-
-    @classmethod
-    def check_config(cls, config: GPTConfig) -> None:
-        super().check_config(config)
-        b = config.pe_options.get("block_size", cls.default_block_size)
-        if isinstance(b, bool) or not isinstance(b, int) or b < 2 or b % 2 or config.head_dim % b:
-            raise ValueError(
-                f"pe_options: block_size must be even and divide head_dim = {config.head_dim}, "
-                f"got {b!r}"
-            )
-
-    @property
-    def folded(self) -> bool:
-        return isinstance(self.angles, _SpectralAngleMatrices)
-
-    def projection(self, config: GPTConfig) -> nn.Module:
-        if self.layer is not None and self.folded:
-            return _FoldedBasisQKV(config, self.angles)
-        return QKVProjection(config)
-
-    def rotate(self, q, k, positions, x, state):
-        return self.angles.rotate_pair(q, k, positions, basis_applied=self.folded)
-
-
-@register_scheme("comrope-ap")
-class ComRoPEAPScheme(_AngleMatrixScheme):
-    angle_class = ComRoPEAP
-
-
-@register_scheme("comrope-ld")
-class ComRoPELDScheme(_AngleMatrixScheme):
-    angle_class = ComRoPELD
-
-
-@register_scheme("rope-mixed")
-class RoPEMixedScheme(_AngleMatrixScheme):
-    angle_class = RoPEMixed
-    default_block_size = 2
-
-
-@register_scheme("liere")
-class LieREScheme(_AngleMatrixScheme):
-    angle_class = LieRE
-
-
-# %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / Experiment: ComRoPE on text
-@register_experiment("comrope-text", seeds=3)
-def comrope_text_experiment(quick: bool) -> dict[str, TrainConfig]:
-    """ComRoPE-AP and -LD (b = 2, 4, 8) against RoPE on Shakespeare, cpu-small scale."""
-    base = (
-        dict(PRESETS["cpu-tiny"], max_iters=6, eval_interval=3) if quick else PRESETS["cpu-small"]
-    )
-    configs = {"rope": TrainConfig(**{**base, "pe": "rope"})}
-    for pe in ("comrope-ap", "comrope-ld"):
-        for b in (2, 4, 8):
-            configs[f"{pe} b={b}"] = TrainConfig(
-                **{**base, "pe": pe, "pe_options": {"block_size": b}}
-            )
-    return configs
+    def no_weight_decay(self) -> set[str]:
+        """The generators take no weight decay."""
+        return {"generators"}
 
 
 __all__ = [
-    "comrope_text_experiment",
+    "axial_frequencies",
+    "AxialRoPE",
     "ComRoPEAP",
-    "ComRoPEAPScheme",
     "ComRoPELD",
-    "ComRoPELDScheme",
+    "LAYOUTS",
     "LieRE",
-    "LieREScheme",
     "RoPEMixed",
-    "RoPEMixedScheme",
     "skew",
     "skew_schur",
 ]

@@ -1,45 +1,88 @@
-"""ComRoPE, LieRE and RoPE-Mixed (notebooks/06_rope_equation.md)."""
+"""ComRoPE, LieRE, RoPE-Mixed and axial RoPE (the chapter *The RoPE Equation and ComRoPE*)."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
 
-from ropelib.comrope import ComRoPEAP, ComRoPELD, LieRE, RoPEMixed, skew, skew_schur
-from ropelib.model import GPT, GPTConfig
+import ropelib.schemes  # noqa: F401  (registers the adapters)
+from ropelib.comrope import (
+    AxialRoPE,
+    ComRoPEAP,
+    ComRoPELD,
+    LieRE,
+    RoPEMixed,
+    _RotateByLearnedAngles,
+    axial_frequencies,
+    skew,
+    skew_schur,
+)
+from ropelib.model import GPT, ConfigError, GPTConfig
+from ropelib.rope import apply_rope, rope_frequencies
 
-CLASSES = [(ComRoPEAP, 8), (ComRoPELD, 4), (RoPEMixed, 2), (LieRE, 4)]
+LEARNED = [(ComRoPEAP, 8), (ComRoPELD, 4), (RoPEMixed, 2), (LieRE, 4)]
 
 
-def perturbed(cls, block_size, n_axes, dtype=torch.float64, head_dim=16, n_heads=2):
+def perturbed(cls, block_dim, n_axes, dtype=torch.float64, head_dim=16, n_heads=2, **kw):
     torch.manual_seed(0)
-    module = cls(head_dim, n_heads, n_axes=n_axes, block_size=block_size).to(dtype)
+    module = cls(head_dim, n_heads=n_heads, n_axes=n_axes, block_dim=block_dim, **kw)
+    module = module.to(dtype)
     with torch.no_grad():
         for p in module.parameters():
             p.add_(0.3 * torch.randn_like(p))
     return module
 
 
-@pytest.mark.parametrize("cls, b", CLASSES)
+def every_module(n_axes, **kw):
+    """One module of each of the five classes, learned ones moved off their initialization."""
+    modules = [perturbed(cls, b, n_axes, **kw) for cls, b in LEARNED]
+    return [AxialRoPE(16, n_axes=n_axes, **kw), *modules]
+
+
+def qk(B=3, H=2, T=9, D=16, dtype=torch.float64):
+    torch.manual_seed(1)
+    return torch.randn(B, H, T, D, dtype=dtype), torch.randn(B, H, T, D, dtype=dtype)
+
+
+def scores(module, q, k, positions=None, **kw):
+    q, k = module.rotate_queries_and_keys(q, k, positions, **kw)
+    return q @ k.transpose(-1, -2)
+
+
+@pytest.mark.parametrize("cls, b", LEARNED)
 @pytest.mark.parametrize("n_axes", [1, 2, 3])
 def test_closed_form_equals_matrix_exp_in_float64(cls, b, n_axes):
-    module = perturbed(cls, b, n_axes)
+    head_dim = 24 if n_axes == 3 else 16  # AP and LieRE: a block for every axis
+    module = perturbed(cls, b, n_axes, head_dim=head_dim)
     positions = torch.randn(7, n_axes, dtype=torch.float64) * 20
     A = module.angle_matrices()
-    assert A.shape == (n_axes, 2, 16 // b, b, b)
+    assert A.shape == (n_axes, 2, head_dim // b, b, b)
     expected = torch.matrix_exp(torch.einsum("ti,ihjab->thjab", positions, A))
     assert (module.rotation(positions) - expected).abs().max() < 1e-10
 
 
-@pytest.mark.parametrize("cls, b", CLASSES)
+@pytest.mark.parametrize("cls, b", LEARNED)
+def test_rotate_queries_and_keys_equals_the_rotation_blocks(cls, b):
+    module = perturbed(cls, b, n_axes=2)
+    q, k = qk()
+    positions = torch.rand(9, 2, dtype=torch.float64) * 5
+    R = module.rotation(positions).transpose(0, 1)  # [H, T, nb, b, b]
+
+    def by_blocks(x):
+        return (R @ x.unflatten(-1, (16 // b, b))[..., None]).squeeze(-1).flatten(-2)
+
+    expected = by_blocks(q) @ by_blocks(k).transpose(-1, -2)
+    torch.testing.assert_close(scores(module, q, k, positions), expected)
+
+
+@pytest.mark.parametrize("cls, b", LEARNED)
 def test_rope_equation_in_float32_holds_exactly_for_commuting_schemes(cls, b):
     module = perturbed(cls, b, n_axes=2, dtype=torch.float32)
     x, y = torch.rand(32, 2) * 8, torch.rand(32, 2) * 8
-    error = (
-        (module.rotation(x).transpose(-1, -2) @ module.rotation(y) - module.rotation(y - x))
-        .abs()
-        .max()
-    )
+    lhs = module.rotation(x).transpose(-1, -2) @ module.rotation(y)
+    error = (lhs - module.rotation(y - x)).abs().max()
     if cls.commuting:
         assert error < 1e-5
     else:
@@ -53,32 +96,177 @@ def test_text_positions_up_to_4096_keep_the_rope_equation_in_float32():
     assert (lhs - module.rotation(n - m)).abs().max() < 1e-5
 
 
+@pytest.mark.parametrize("n_axes", [1, 2])
+def test_relative_property_scores_depend_on_position_differences_only(n_axes):
+    q, k = qk()
+    positions = torch.rand(9, n_axes, dtype=torch.float64) * 6
+    shift = torch.linspace(-7.5, 3.25, n_axes, dtype=torch.float64)
+    for module in every_module(n_axes):
+        gap = scores(module, q, k, positions) - scores(module, q, k, positions + shift)
+        holds = module.commuting if hasattr(module, "commuting") else True
+        if n_axes == 1:  # one generator per block: every scheme commutes
+            holds = True
+        assert (gap.abs().max() < 1e-9) == holds, type(module).__name__
+
+
+@pytest.mark.parametrize("n_axes", [1, 2])
+def test_per_sample_positions_equal_a_loop_over_samples(n_axes):
+    q, k = qk()
+    positions = torch.rand(3, 9, n_axes, dtype=torch.float64) * 6
+    for module in every_module(n_axes):
+        q_rot, k_rot = module.rotate_queries_and_keys(q, k, positions)
+        for i in range(3):
+            q_i, k_i = module.rotate_queries_and_keys(q[i : i + 1], k[i : i + 1], positions[i])
+            torch.testing.assert_close(q_rot[i], q_i[0])
+            torch.testing.assert_close(k_rot[i], k_i[0])
+        shared = module.rotate_queries_and_keys(q, k, positions[:1])  # [1, T, N] broadcasts
+        torch.testing.assert_close(shared[0], module.rotate_queries_and_keys(q, k, positions[0])[0])
+
+
+def test_per_sample_angles_get_their_own_gradient():
+    qs = torch.randn(2, 3, 5, 8, dtype=torch.float64, requires_grad=True)
+    ks = torch.randn(2, 3, 5, 8, dtype=torch.float64, requires_grad=True)
+    angles = (10 * torch.randn(2, 3, 5, 4, dtype=torch.float64)).requires_grad_()
+    assert torch.autograd.gradcheck(_RotateByLearnedAngles.apply, (qs, ks, angles))
+    angles = (10 * torch.randn(5, 4, dtype=torch.float64)).requires_grad_()  # shared by heads
+    assert torch.autograd.gradcheck(_RotateByLearnedAngles.apply, (qs, ks, angles))
+
+
+@pytest.mark.parametrize("n_axes", [1, 2])
+def test_prefix_tokens_stay_unrotated_and_positions_describe_the_rest(n_axes):
+    q, k = qk(T=11)
+    positions = torch.rand(9, n_axes, dtype=torch.float64) * 6
+    for module in every_module(n_axes, prefix_tokens=2):
+        q_rot, k_rot = module.rotate_queries_and_keys(q, k, positions)
+        assert torch.equal(q_rot[:, :, :2], q[:, :, :2]) and torch.equal(
+            k_rot[:, :, :2], k[:, :, :2]
+        )
+        module.prefix_tokens = 0
+        rest = module.rotate_queries_and_keys(q[:, :, 2:], k[:, :, 2:], positions)
+        torch.testing.assert_close(q_rot[:, :, 2:], rest[0])
+        torch.testing.assert_close(k_rot[:, :, 2:], rest[1])
+
+
+def test_prefix_tokens_with_a_kv_cache_offset():
+    q, k = qk(T=10)
+    for module in every_module(1, prefix_tokens=1):
+        full = module.rotate_queries_and_keys(q, k)
+        head = module.rotate_queries_and_keys(q[:, :, :4], k[:, :, :4])
+        tail = module.rotate_queries_and_keys(q[:, :, 4:], k[:, :, 4:], offset=4)
+        torch.testing.assert_close(torch.cat((head[0], tail[0]), dim=2), full[0])
+        torch.testing.assert_close(torch.cat((head[1], tail[1]), dim=2), full[1])
+        assert torch.equal(full[0][:, :, 0], q[:, :, 0])
+
+
+@pytest.mark.parametrize("n_axes", [1, 2])
+def test_bthd_layout_equals_bhtd_transposed(n_axes):
+    q, k = qk()
+    positions = torch.rand(3, 9, n_axes, dtype=torch.float64) * 6
+    for module in every_module(n_axes, prefix_tokens=1):
+        bhtd = module.rotate_queries_and_keys(q, k, positions[:, 1:])
+        module.layout = "bthd"
+        bthd = module.rotate_queries_and_keys(
+            q.transpose(1, 2), k.transpose(1, 2), positions[:, 1:]
+        )
+        torch.testing.assert_close(bthd[0].transpose(1, 2), bhtd[0])
+        torch.testing.assert_close(bthd[1].transpose(1, 2), bhtd[1])
+
+
+def test_axial_rope_with_one_axis_is_rope():
+    q, k = qk()
+    q_rot, k_rot = AxialRoPE(16, base=500.0).rotate_queries_and_keys(q, k, offset=3)
+    torch.testing.assert_close(q_rot, apply_rope(q, torch.arange(3, 12), base=500.0))
+    torch.testing.assert_close(k_rot, apply_rope(k, torch.arange(3, 12), base=500.0))
+
+
+def test_axial_frequencies_deal_rope_rates_out_to_axes():
+    assert torch.equal(axial_frequencies(16, 1, 4), rope_frequencies(16))
+    two = axial_frequencies(16, 2, 2, 100.0)
+    torch.testing.assert_close(two[0::2], rope_frequencies(8, 100.0))
+    torch.testing.assert_close(two[1::2], rope_frequencies(8, 100.0))
+    three = axial_frequencies(24, 3, 4).view(6, 2)  # blocks 0, 3 -> axis 0, ...
+    torch.testing.assert_close(three[[0, 3]].flatten(), rope_frequencies(8))
+    with pytest.raises(ValueError, match="block_dim"):
+        axial_frequencies(16, 2, 3)
+
+
+def test_comrope_ap_starts_as_axial_rope_up_to_the_order_of_channels():
+    q, k = qk()
+    positions = torch.rand(9, 2, dtype=torch.float64) * 6
+    ap = ComRoPEAP(16, n_heads=2, n_axes=2, block_dim=8).double()
+    # AP's pair p of block j serves axis j mod 2 as its (j // 2 * 4 + p)-th pair; axial
+    # RoPE's pair i serves axis i mod 2 as its (i // 2)-th
+    order = [(j // 2 * 4 + p) * 2 + j % 2 for j in range(2) for p in range(4)]
+    channels = torch.tensor([[2 * i, 2 * i + 1] for i in order]).flatten()
+    expected = scores(AxialRoPE(16, n_axes=2), q, k, positions)
+    got = scores(ap, q[..., channels], k[..., channels], positions)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_half_precision_is_rotated_in_float32_and_cast_back():
+    q, k = qk(dtype=torch.float32)
+    learned = [perturbed(cls, b, 1, dtype=torch.float32) for cls, b in LEARNED]
+    for module in [AxialRoPE(16), *learned]:
+        reference = module.rotate_queries_and_keys(q, k)
+        out = module.rotate_queries_and_keys(q.bfloat16(), k.bfloat16())
+        assert out[0].dtype == out[1].dtype == torch.bfloat16
+        torch.testing.assert_close(out[0].float(), reference[0], atol=0.1, rtol=0.02)
+
+
+def test_rotate_in_basis_equals_rotate_after_the_change_of_basis():
+    q, k = qk()
+    positions = torch.rand(9, 2, dtype=torch.float64) * 6
+    for cls, b in LEARNED[:3]:
+        module = perturbed(cls, b, 2)
+        direct = module.rotate_queries_and_keys(q, k, positions)
+        folded = module.rotate_in_basis(module.change_basis(q), module.change_basis(k), positions)
+        torch.testing.assert_close(direct[0], folded[0])
+        torch.testing.assert_close(module.change_basis(module.change_basis(q), inverse=True), q)
+
+
 def test_skew_schur_reconstructs():
     S = skew(torch.randn(3, 6, 6, dtype=torch.float64))
     V, lam = skew_schur(S)
     J = torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=torch.float64)
     for i in range(3):
-        Lambda = torch.block_diag(*[l * J for l in lam[i]])
+        Lambda = torch.block_diag(*[value * J for value in lam[i]])
         torch.testing.assert_close(V[i] @ Lambda @ V[i].T, S[i])
     with pytest.raises(ValueError, match="even"):
         skew_schur(torch.zeros(3, 3))
 
 
+def test_no_weight_decay_names_the_position_parameters():
+    assert ComRoPEAP(16, n_heads=2).no_weight_decay() == {"basis_generator", "frequencies"}
+    assert ComRoPELD(16, n_heads=2, n_axes=2, block_dim=4).no_weight_decay() == {
+        "basis_generator",
+        "frequencies",
+        "axis_weights",
+    }
+    assert "frequencies" in RoPEMixed(16).no_weight_decay()
+    assert LieRE(16, n_axes=2, block_dim=4).no_weight_decay() == {"generators"}
+    assert AxialRoPE(16).no_weight_decay() == set() and not list(AxialRoPE(16).parameters())
+    for cls, b in LEARNED:  # every name is a parameter of the module
+        module = cls(16, n_heads=2, n_axes=2, block_dim=b)
+        assert module.no_weight_decay() <= dict(module.named_parameters()).keys()
+
+
 @pytest.mark.parametrize(
     "pe, b", [("comrope-ap", 8), ("comrope-ld", 8), ("rope-mixed", 2), ("liere", 4)]
 )
-def test_schemes_train_with_finite_gradients_for_every_parameter(pe, b):
+def test_schemes_train_with_finite_gradients_and_name_their_position_parameters(pe, b):
     torch.manual_seed(0)
-    model = GPT(
-        GPTConfig(
-            n_layer=1, n_head=2, n_embd=32, vocab_size=30, pe=pe, pe_options={"block_size": b}
-        )
+    config = GPTConfig(
+        n_layer=1, n_head=2, n_embd=32, vocab_size=30, pe=pe, pe_options={"block_dim": b}
     )
+    model = GPT(config)
     idx = torch.randint(0, 30, (2, 16))
     model(idx, idx)[1].backward()
     for name, p in model.named_parameters():
         if p.requires_grad:
             assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    scheme = model.transformer.h[0].attn.pe
+    names = scheme.no_weight_decay()
+    assert names and names <= dict(scheme.named_parameters()).keys()
 
 
 def test_comrope_ap_starts_as_rope():
@@ -90,18 +278,17 @@ def test_comrope_ap_starts_as_rope():
     torch.testing.assert_close(comrope(idx)[0], rope(idx)[0], atol=1e-5, rtol=1e-5)
 
 
-def test_frequencies_are_not_matrices_so_they_escape_weight_decay():
-    module = ComRoPELD(16, 2, n_axes=2, block_size=4)
-    assert module.frequencies.dim() == 1 and module.axis_weights.dim() == 1
-
-
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(head_dim=16, n_heads=2, block_size=3), "block_size"),
-        (dict(head_dim=12, n_heads=2, block_size=8), "block_size"),
+        (dict(head_dim=16, n_heads=2, block_dim=3), "block_dim"),
+        (dict(head_dim=12, n_heads=2, block_dim=8), "block_dim"),
         (dict(head_dim=16, n_heads=0), "n_heads"),
         (dict(head_dim=16, n_heads=2, n_axes=0), "n_axes"),
+        (dict(head_dim=16, n_axes=3, block_dim=8), "n_axes = 3"),
+        (dict(head_dim=16, prefix_tokens=-1), "prefix_tokens"),
+        (dict(head_dim=16, layout="bhdt"), "layout"),
+        (dict(head_dim=15), "head_dim"),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -109,10 +296,68 @@ def test_bad_arguments(kwargs, match):
         ComRoPEAP(**kwargs)
 
 
-def test_bad_positions_and_configs():
+def test_bad_arguments_of_the_other_classes():
+    with pytest.raises(ValueError, match="block_dim must be 2"):
+        RoPEMixed(16, n_heads=2, block_dim=4)
     with pytest.raises(ValueError, match="n_axes"):
-        ComRoPEAP(16, 2, n_axes=2).rotation(torch.zeros(5, 3))
-    with pytest.raises(ValueError, match="block_size"):
-        GPTConfig(n_embd=32, n_head=2, pe="comrope-ap", pe_options={"block_size": 6})
-    with pytest.raises(ValueError, match="block_size"):
-        RoPEMixed(16, 2, block_size=4)
+        AxialRoPE(4, n_axes=3)
+    with pytest.raises(ValueError, match="n_axes"):
+        LieRE(16, n_axes=3, block_dim=8)
+    ComRoPELD(16, n_axes=3, block_dim=8)  # LD: every axis uses every block
+
+
+def test_bad_inputs_name_the_parameter_and_both_sizes():
+    q, k = qk()
+    module = ComRoPEAP(16, n_heads=2, n_axes=2, block_dim=4)
+    with pytest.raises(ValueError, match=r"positions must have T = 9 rows.*got 8"):
+        module.rotate_queries_and_keys(q, k, torch.zeros(8, 2))
+    with pytest.raises(ValueError, match=r"positions must be \[T, 2\].*got shape \(9, 3\)"):
+        module.rotate_queries_and_keys(q, k, torch.zeros(9, 3))
+    with pytest.raises(ValueError, match=r"positions must have B = 3 samples.*got 2"):
+        module.rotate_queries_and_keys(q, k, torch.zeros(2, 9, 2))
+    with pytest.raises(ValueError, match="positions are required"):
+        module.rotate_queries_and_keys(q, k)
+    with pytest.raises(ValueError, match=r"q must have n_heads = 2 heads, got 3"):
+        module.rotate_queries_and_keys(torch.zeros(3, 3, 9, 16), k, torch.zeros(9, 2))
+    with pytest.raises(ValueError, match=r"k must have head_dim = 16 channels, got 8"):
+        module.rotate_queries_and_keys(q, k[..., :8], torch.zeros(9, 2))
+    with pytest.raises(ValueError, match=r"k must have q's B = 3 and T = 9"):
+        module.rotate_queries_and_keys(q, k[:, :, :5], torch.zeros(9, 2))
+    with pytest.raises(ValueError, match=r"q must be a 4-D tensor \[bhtd\]"):
+        module.rotate_queries_and_keys(q[0], k, torch.zeros(9, 2))
+    with pytest.raises(ValueError, match="either positions or offset"):
+        AxialRoPE(16).rotate_queries_and_keys(q, k, torch.arange(9), offset=3)
+    with pytest.raises(ValueError, match="n_axes"):
+        ComRoPEAP(16, n_heads=2, n_axes=2).rotation(torch.zeros(5, 3))
+
+
+def test_configs_name_the_rotation_block_block_dim():
+    with pytest.raises(ConfigError, match="block_dim"):
+        GPTConfig(n_embd=32, n_head=2, pe="comrope-ap", pe_options={"block_dim": 6})
+    with pytest.raises(ConfigError, match="block_dim must be 2"):
+        GPTConfig(n_embd=32, n_head=2, pe="rope-mixed", pe_options={"block_dim": 4})
+    with pytest.raises(ConfigError, match="'block_dim'.*context length"):
+        GPTConfig(n_embd=32, n_head=2, pe="comrope-ld", pe_options={"block_size": 4})
+
+
+def test_stored_results_with_the_old_option_name_still_load(tmp_path):
+    from ropelib.experiments.comrope_text import load_comrope_text_results, upgrade_config
+
+    old = {"pe": "comrope-ld", "pe_options": {"block_size": 4}, "block_size": 64}
+    assert upgrade_config(old) == {
+        "pe": "comrope-ld",
+        "pe_options": {"block_dim": 4},
+        "block_size": 64,
+    }
+    assert old["pe_options"] == {"block_size": 4}  # the record itself is not changed
+    rope = {"pe": "rope", "pe_options": {}}
+    assert upgrade_config(rope) is rope
+    directory = tmp_path / "comrope-text"
+    directory.mkdir()
+    record = {"run": "comrope-ld b=4-seed0", "config": old, "val_loss": {"1x": 5.0}}
+    (directory / "comrope-ld b=4-seed0.json").write_text(json.dumps(record))
+    (loaded,) = load_comrope_text_results(tmp_path)
+    assert loaded["config"]["pe_options"] == {"block_dim": 4} and loaded["val_loss"] == {"1x": 5.0}
+    fields = ("n_layer", "n_head", "n_embd", "vocab_size", "pe", "pe_options")
+    sizes = dict(n_layer=1, n_head=2, n_embd=32, vocab_size=30)
+    GPTConfig(**{key: {**sizes, **loaded["config"]}[key] for key in fields})
