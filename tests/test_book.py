@@ -296,6 +296,44 @@ def test_ordinary_text_is_not_flagged(text):
     assert text_problems(text) == []
 
 
+# The appendix chapters ("The harness"): their export cells render collapsed.
+APPENDIX = sorted(ROOT.glob("notebooks/9[0-9]_*.md"))
+
+
+def _export_cells(path: Path) -> list:
+    import jupytext
+
+    cells = jupytext.read(path).cells
+    return [c for c in cells if c.cell_type == "code" and re.match(r"#\|\s*export\b", c.source)]
+
+
+@pytest.mark.parametrize("path", APPENDIX, ids=lambda p: p.name)
+def test_appendix_export_cells_are_tagged_hide_input(path):
+    untagged = [
+        cell.source.splitlines()[1:2]
+        for cell in _export_cells(path)
+        if not {"hide-input", "remove-cell", "remove-input"} & set(cell.metadata.get("tags", []))
+    ]
+    assert not untagged, f"{path.name}: export cells without :tags: [hide-input]: {untagged}"
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("path", APPENDIX, ids=lambda p: p.name)
+def test_appendix_code_renders_collapsed(browser, path):
+    page_path = f"notebooks/{path.stem}.html"
+    if page_path not in PAGES:
+        pytest.skip(f"{path.name} is not in _toc.yml")
+    page = browser.new_page()
+    page.goto((HTML / page_path).as_uri(), wait_until="load")
+    collapsed = page.evaluate(
+        "Array.from(document.querySelectorAll('article .tag_hide-input details.above-input'))"
+        ".filter(d => !d.open && d.querySelector('.cell_input')).length"
+    )
+    hidden = sum("hide-input" in cell.metadata.get("tags", []) for cell in _export_cells(path))
+    assert hidden > 0 and collapsed >= hidden, f"{page_path}: {collapsed} of {hidden} collapsed"
+    page.close()
+
+
 def test_every_toc_file_is_a_page():
     assert "book/intro.html" in PAGES and all(p.endswith(".html") for p in PAGES)
     assert len(PAGES) == len(set(PAGES)) >= 3
