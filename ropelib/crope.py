@@ -151,7 +151,7 @@ class ComplexQKV(nn.Module):
 def crope_parameter_counts(
     n_embd: int, n_layer: int, vocab_size: int, *, bias: bool = True
 ) -> dict[str, int]:
-    """Parameters of GPT-2 with `rope` and with `crope` (neither has position parameters).
+    """Parameters of GPT-2 with `rope` and `crope` (neither has position parameters).
 
     Derived in the chapter *CRoPE: queries, keys and values as complex-linear maps*.
     """

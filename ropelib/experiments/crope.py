@@ -19,7 +19,7 @@ CROPE_EXPERIMENT = dict(
 
 @register_experiment("crope", seeds=3)
 def crope_experiment(quick: bool) -> dict[str, TrainConfig]:
-    """RoPE vs CRoPE vs learned absolute at the CRoPE paper's model shape, two corpora."""
+    """RoPE vs CRoPE vs learned absolute positions at the CRoPE paper's model shape."""
     quick_base = dict(PRESETS["cpu-tiny"], max_iters=6, eval_interval=3)
     base = quick_base if quick else CROPE_EXPERIMENT
     return {
