@@ -97,13 +97,11 @@ def run_experiment_command(name: str, quick: bool, seeds: int | None) -> None:
 
 
 # %% notebooks/90_cli.md: The command line / Bad input and bugs
-def is_bad_input(error: BaseException) -> bool:
-    """Is it bad input (one line)? Defined in the chapter *The command line*."""
-    model = sys.modules.get("ropelib.model")  # not loaded: no ConfigError can be raised
-    config_error = getattr(model, "ConfigError", None)
-    return isinstance(error, UsageError) or (
-        config_error is not None and isinstance(error, config_error)
-    )
+def _report(error: Exception) -> int:
+    """Bad input: the error as one line on stderr, and exit status 2."""
+    message = " ".join(str(error).split())
+    print(f"ropelib: error: {message}", file=sys.stderr)
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,24 +110,24 @@ def main(argv: list[str] | None = None) -> int:
         args, rest = build_parser().parse_known_args(argv)
         if rest and args.command != "train":
             raise UsageError(f"unrecognized arguments: {' '.join(rest)}")
+    except UsageError as error:
+        return _report(error)
+    from ropelib.model import ConfigError
+
+    try:
         if args.command == "bench":
             run_bench(args.name, args.quick)
         elif args.command == "train":
             run_train(rest)
         elif args.command == "experiment":
             run_experiment_command(args.name, args.quick, args.seeds)
-    except Exception as error:
-        if not is_bad_input(error):
-            raise  # a bug: the traceback, and exit status 1
-        message = " ".join(str(error).split())
-        print(f"ropelib: error: {message}", file=sys.stderr)
-        return 2
+    except (UsageError, ConfigError) as error:  # anything else keeps its traceback
+        return _report(error)
     return 0
 
 
 __all__ = [
     "build_parser",
-    "is_bad_input",
     "main",
     "run_bench",
     "run_experiment_command",
