@@ -203,6 +203,28 @@ def _check_tensor(x: object, layout: str = "bhtd", name: str = "x") -> Tensor:
     return x
 
 
+def _check_lengths(n_queries: int, n_keys: int, positions: object) -> None:
+    if n_queries > n_keys:
+        raise ValueError(
+            f"q may not be longer than k: got {n_queries} and {n_keys} tokens"
+        )
+    if positions is not None and n_queries != n_keys:
+        raise ValueError(
+            f"positions need as many queries as keys, got {n_queries}, {n_keys}"
+        )
+
+
+def _check_head(x: object, name: str, rope: RotaryEmbedding) -> Tensor:
+    x = _check_tensor(x, rope.layout, name)
+    if x.shape[-1] != rope.head_dim:
+        shape = tuple(x.shape)
+        raise ValueError(
+            f"{name} must have head_dim = {rope.head_dim} last, got {shape}"
+        )
+    return x
+
+
+# %% notebooks/01_rope.md: Rotary position embeddings from first principles / The implementation
 def _check_rotary_dim(rotary_dim: int | None, head_dim: int) -> int:
     if rotary_dim is None:
         if head_dim % 2:
@@ -308,6 +330,20 @@ class _AngleCache(nn.Module):
             self._cache[(device, dtype)] = cached
         return cached[0][offset:end], cached[1][offset:end]
 
+    def cos_sin_at(
+        self, x: Tensor, positions, offset: int, layout: str = "bhtd"
+    ) -> tuple[Tensor, Tensor]:
+        """cos and sin for `x`'s tokens: from the cache, or for explicit `positions`."""
+        compute = _compute_dtype(x.dtype)
+        if positions is None:
+            length = x.shape[_seq_axis(layout)]
+            return self.cos_sin(length, offset=offset, device=x.device, dtype=compute)
+        if offset:
+            raise ValueError("pass either positions or offset, not both")
+        positions = _check_positions(positions, x, layout)
+        cos, sin = _cos_sin(rope_angles(positions, self.frequencies), compute, x.device)
+        return (cos[:, None], sin[:, None]) if positions.dim() == 2 else (cos, sin)
+
 
 # %% notebooks/01_rope.md: Rotary position embeddings from first principles / A module with a
 #    cache
@@ -334,12 +370,9 @@ class RotaryEmbedding(_AngleCache):
         if frequencies is None:
             frequencies = rope_frequencies(rotary_dim, base)
         super().__init__(_check_frequencies(frequencies, rotary_dim), cache_limit)
-        self.head_dim, self.rotary_dim, self.interleaved = (
-            head_dim,
-            rotary_dim,
-            interleaved,
-        )
-        self.layout, self._axis = layout, _seq_axis(layout)
+        self.head_dim, self.rotary_dim = head_dim, rotary_dim
+        self.interleaved, self.layout = bool(interleaved), layout
+        self._axis = _seq_axis(layout)
 
     def extra_repr(self) -> str:
         dims = f"head_dim={self.head_dim}, rotary_dim={self.rotary_dim}"
@@ -349,53 +382,29 @@ class RotaryEmbedding(_AngleCache):
         self, x: Tensor, positions: Tensor | None = None, *, offset: int = 0
     ) -> Tensor:
         """Rotate `x` to positions `offset + arange(T)` or to explicit `positions`."""
-        x = self._check(x, "x")
-        cos, sin = self._cos_sin_at(x, positions, _check_offset(offset))
-        return _rotate_channels(
-            x, cos, sin, self.interleaved, self.rotary_dim, self.layout
-        )
+        x = _check_head(x, "x", self)
+        cos, sin = self.cos_sin_at(x, positions, _check_offset(offset), self.layout)
+        return self._rotate(x, cos, sin)
 
     def rotate_queries_and_keys(
         self, q: Tensor, k: Tensor, positions: Tensor | None = None, *, offset: int = 0
     ) -> tuple[Tensor, Tensor]:
         """Rotate `q` (Tq) and `k` (Tk >= Tq) for attention; queries take the last positions."""
-        q, k, offset = self._check(q, "q"), self._check(k, "k"), _check_offset(offset)
+        q, k = _check_head(q, "q", self), _check_head(k, "k", self)
+        offset = _check_offset(offset)
         n_queries, n_keys = q.shape[self._axis], k.shape[self._axis]
-        if n_queries > n_keys:
-            raise ValueError(
-                f"q may not be longer than k: got {n_queries} and {n_keys} tokens"
-            )
+        _check_lengths(n_queries, n_keys, positions)
         if positions is None:
             return self(q, offset=offset + n_keys - n_queries), self(k, offset=offset)
-        if n_queries != n_keys:
-            raise ValueError(
-                f"positions need as many queries as keys, got {n_queries}, {n_keys}"
-            )
-        cos, sin = self._cos_sin_at(k, positions, offset)  # one table for q and k
-        rotate = lambda x: _rotate_channels(  # noqa: E731
+        cos, sin = self.cos_sin_at(
+            k, positions, offset, self.layout
+        )  # shared by q and k
+        return self._rotate(q, cos, sin), self._rotate(k, cos, sin)
+
+    def _rotate(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+        return _rotate_channels(
             x, cos, sin, self.interleaved, self.rotary_dim, self.layout
         )
-        return rotate(q), rotate(k)
-
-    def _check(self, x: Tensor, name: str) -> Tensor:
-        x = _check_tensor(x, self.layout, name)
-        if x.shape[-1] != self.head_dim:
-            shape = tuple(x.shape)
-            raise ValueError(
-                f"{name} must have head_dim = {self.head_dim} last, got {shape}"
-            )
-        return x
-
-    def _cos_sin_at(self, x: Tensor, positions, offset: int) -> tuple[Tensor, Tensor]:
-        compute = _compute_dtype(x.dtype)
-        if positions is None:
-            length = x.shape[self._axis]
-            return self.cos_sin(length, offset=offset, device=x.device, dtype=compute)
-        if offset:
-            raise ValueError("pass either positions or offset, not both")
-        positions = _check_positions(positions, x, self.layout)
-        cos, sin = _cos_sin(rope_angles(positions, self.frequencies), compute, x.device)
-        return (cos[:, None], sin[:, None]) if positions.dim() == 2 else (cos, sin)
 
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Properties of ropelib.rope (derived in notebooks/01_rope.md), checked on random inputs."""
+"""Properties of ropelib.rope (the chapter *Rotary position embeddings from first principles*)."""
 
 from __future__ import annotations
 
@@ -222,6 +222,9 @@ Q5, K4 = torch.randn(1, 1, 5, 8), torch.randn(1, 1, 4, 8)
         (lambda: RotaryEmbedding(8)(torch.randn(1, 1, 4, 16)), "head_dim"),
         (lambda: RotaryEmbedding(8, rotary_dim=12), "rotary_dim"),
         (lambda: RotaryEmbedding(8).rotate_queries_and_keys(Q5, K4), "q"),
+        (lambda: RotaryEmbedding(8, layout="bhdt"), "layout"),
+        (lambda: apply_rope(torch.randn(1, 1, 4, 8), layout="BTHD"), "layout"),
+        (lambda: RotaryEmbedding(8).rotate_queries_and_keys(K4, K4, torch.arange(5)), "T = 4"),
         (lambda: half_split_permutation(5), "head_dim"),
     ],
 )
@@ -233,3 +236,49 @@ def test_bad_input_names_the_parameter(call, parameter):
 def test_non_tensor_input_is_a_type_error():
     with pytest.raises(TypeError, match="torch.Tensor"):
         apply_rope([[1.0, 2.0]])
+
+
+def test_a_bthd_tensor_passed_as_bhtd_is_refused_naming_both_lengths():
+    """[B, T, H, D] read as [B, H, T, D] used to be rotated along its head axis, silently."""
+    x = torch.randn(2, 16, 4, 8)  # [B, T=16, H=4, D]
+    with pytest.raises(ValueError, match=r"T = 4 entries.*got shape \(16,\)"):
+        apply_rope(x, torch.arange(16))
+    with pytest.raises(ValueError, match=r"T = 4 entries.*got shape \(16,\)"):
+        RotaryEmbedding(8).rotate_queries_and_keys(x, x, torch.arange(16))
+    with pytest.raises(ValueError, match=r"T = 16 entries.*got shape \(4,\)"):
+        apply_rope(x, torch.arange(4), layout="bthd")
+
+
+@given(seed=seeds, head_dim=head_dims, offset=positions_up_to_2_20, interleaved=st.booleans())
+def test_bthd_equals_the_transposed_bhtd_result(seed, head_dim, offset, interleaved):
+    x = unit_vectors(seed, (2, 5, 3, head_dim))  # [B, T, H, D]
+    as_bhtd = x.transpose(1, 2)
+    expected = apply_rope(as_bhtd, offset=offset, interleaved=interleaved).transpose(1, 2)
+    out = apply_rope(x, offset=offset, interleaved=interleaved, layout="bthd")
+    torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
+    positions = torch.arange(offset, offset + 5)
+    batched = positions[None].expand(2, 5)
+    for p in (positions, batched):
+        out = apply_rope(x, p, interleaved=interleaved, layout="bthd")
+        torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
+    rope = RotaryEmbedding(head_dim, interleaved=interleaved, layout="bthd")
+    q, k = rope.rotate_queries_and_keys(x, x, offset=offset)
+    torch.testing.assert_close(q, expected, atol=1e-6, rtol=0)
+    step_q, _ = rope.rotate_queries_and_keys(x[:, -1:], x, offset=offset)  # decoding
+    torch.testing.assert_close(step_q, expected[:, -1:], atol=1e-6, rtol=0)
+
+
+def test_apply_rotary_moves_bhtd_tables_to_the_bthd_layout():
+    x = torch.randn(2, 4, 3, 8)  # [B, H, T, D]
+    angles = torch.rand(4, 3, 4)  # per-head angles [H, T, D/2]
+    expected = apply_rotary(x, angles.cos(), angles.sin())
+    out = apply_rotary(x.transpose(1, 2), angles.cos(), angles.sin(), layout="bthd")
+    torch.testing.assert_close(out, expected.transpose(1, 2))
+
+
+def test_positions_are_the_second_positional_argument():
+    rope = RotaryEmbedding(8)
+    q = torch.randn(1, 2, 4, 8)
+    at = torch.arange(10, 14)
+    rotated_q, rotated_k = rope.rotate_queries_and_keys(q, q, at)
+    assert torch.equal(rotated_q, rope(q, at)) and torch.equal(rotated_k, rope(q, at))
