@@ -4,7 +4,11 @@
 #    linear maps as real matrices
 """CRoPE's complex-linear query, key and value projections, for any attention layer.
 
-Derived in the chapter *CRoPE: queries, keys and values as complex-linear maps*.
+Put `ComplexQKV(d_model)` in place of a layer's query, key and value projections and rotate
+q and k with `ropelib.rope.RotaryEmbedding(head_dim)` in the same pairing: interleaved (the
+default of both), or half-split with `ComplexQKV(d_model, interleaved=False, head_dim=D)` and
+`RotaryEmbedding(D, interleaved=False)`. Derived in the chapter *CRoPE: queries, keys and
+values as complex-linear maps*.
 """
 
 from __future__ import annotations
@@ -103,7 +107,7 @@ def _half_split_rows(n_heads: int, head_dim: int) -> Tensor:
 
 
 class ComplexQKV(nn.Module):
-    """Complex-linear q, k, v projections: `x [..., C]` -> q, k, v, each `[..., C]`.
+    """q, k, v `[..., C]` as complex-linear maps of `x [..., C]`; rotate q, k with RoPE.
 
     Derived in the chapter *CRoPE: queries, keys and values as complex-linear maps*.
     """
