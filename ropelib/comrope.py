@@ -2,7 +2,7 @@
 
 # %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / One axis: ComRoPE is RoPE in
 #    a learned basis
-"""ComRoPE, LieRE, RoPE-Mixed and axial RoPE: the chapter *The RoPE Equation and ComRoPE*."""
+"""ComRoPE and its relatives: the chapter *The RoPE Equation and ComRoPE*."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def skew_schur(S: Tensor) -> tuple[Tensor, Tensor]:
 def axial_frequencies(
     head_dim: int, n_axes: int = 1, block_dim: int = 2, base: float = 10000.0
 ) -> Tensor:
-    """RoPE's rates dealt out to axes, float64 `[head_dim / 2]`; block j serves axis j mod N.
+    """RoPE's rates dealt out to axes, float64 `[head_dim / 2]` (block j: axis j mod N).
 
     Derived in the chapter *The RoPE Equation and ComRoPE*.
     """
@@ -90,6 +90,18 @@ def _as_bhtd(x: object, name: str, layout: str, head_dim: int, n_heads: int | No
             f"{name} must have n_heads = {n_heads} heads, got {x.shape[1]}"
         )
     return x
+
+
+def _as_positions(positions: object, n_axes: int, device: torch.device) -> Tensor:
+    """float64 `[..., N]` for the maths (`rotation`, `angles`); `[T]` is `[T, 1]` if N = 1."""
+    positions = torch.as_tensor(positions, device=device)
+    if n_axes == 1 and positions.dim() <= 1:
+        positions = positions[..., None]
+    if positions.shape[-1] != n_axes:
+        raise ValueError(
+            f"positions must end in n_axes = {n_axes}, got shape {tuple(positions.shape)}"
+        )
+    return positions.to(torch.float64)
 
 
 def _check_positions(
@@ -166,7 +178,7 @@ class _PositionalRotation(nn.Module):
         return q_rot, k_rot
 
     def rotate_queries_and_keys(self, q, k, positions=None, *, offset: int = 0):
-        """Rotate `q, k` to `positions` `[T]`, `[T, N]`, `[B, T, N]` or `offset + arange(T)`."""
+        """`(q, k)` turned to positions `[T]`, `[T, N]`, `[B, T, N]` or `offset + t`."""
         return self._rotate_with(self._rotate, q, k, positions, offset)
 
     def no_weight_decay(self) -> set[str]:
@@ -188,7 +200,7 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 class AxialRoPE(_PositionalRotation):
-    """RoPE for N-D positions: pair j turns by x_{j mod N} λ_{⌊j/N⌋}; nothing is learned.
+    """RoPE for N-D positions: pair j turns by x_{j mod N} λ_{⌊j/N⌋}; nothing learned.
 
     Derived in the chapter *The RoPE Equation and ComRoPE*.
     """
@@ -205,7 +217,8 @@ class AxialRoPE(_PositionalRotation):
         super().__init__(head_dim, n_axes, prefix_tokens, layout)
         if head_dim // 2 < n_axes:
             raise ValueError(
-                f"head_dim must give each of n_axes = {n_axes} axes a pair, got {head_dim}"
+                f"head_dim must give each of n_axes = {n_axes} axes a pair, "
+                f"got {head_dim}"
             )
         self.base = float(base)
         # a plain float64 CPU tensor, not a buffer: model.half() must not round it
@@ -214,9 +227,8 @@ class AxialRoPE(_PositionalRotation):
 
     def angles(self, positions: Tensor) -> Tensor:
         """x_{a(j)} λ_j in float64, `[..., head_dim / 2]`, at positions `[..., N]`."""
-        positions = torch.as_tensor(positions).to(torch.float64)
-        device = positions.device
-        return positions[..., self.axis.to(device)] * self.frequencies.to(device)
+        x = _as_positions(positions, self.n_axes, getattr(positions, "device", None))
+        return x[..., self.axis.to(x.device)] * self.frequencies.to(x.device)
 
     def _rotate(self, q: Tensor, k: Tensor, positions: Tensor) -> tuple[Tensor, Tensor]:
         angles = self.angles(positions)[..., None, :, :]  # [(B,) 1, T, D/2]: every head
@@ -230,7 +242,7 @@ class AxialRoPE(_PositionalRotation):
 
 # %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / The angle matrices in code
 class _AngleMatrices(_PositionalRotation):
-    """Block-diagonal generators `angle_matrices() -> [N, heads, head_dim // b, b, b]`."""
+    """Block-diagonal generators, `angle_matrices() -> [N, heads, D // b, b, b]`."""
 
     commuting = True
     one_block_per_axis = False  # AP and LieRE: every axis owns a block of its own
@@ -251,33 +263,24 @@ class _AngleMatrices(_PositionalRotation):
         self.block_dim = _integer("block_dim", block_dim, 2)
         if block_dim % 2 or head_dim % block_dim:
             raise ValueError(
-                f"block_dim must be even and divide head_dim = {head_dim}, got {block_dim}"
+                f"block_dim must be even and divide head_dim = {head_dim}, "
+                f"got {block_dim}"
             )
         self.n_blocks, self.base = head_dim // block_dim, float(base)
         if self.one_block_per_axis and self.n_blocks < n_axes:
             raise ValueError(
-                f"block_dim must leave each of n_axes = {n_axes} axes a block: "
-                f"n_axes * block_dim <= head_dim = {head_dim}, got block_dim = {block_dim}"
+                f"block_dim must leave each of n_axes = {n_axes} axes a block "
+                f"(n_axes * block_dim <= head_dim = {head_dim}), got {block_dim}"
             )
         self._init_parameters()
 
     def _init_parameters(self) -> None:  # the trained generators: each scheme's own
         raise NotImplementedError
 
-    def _positions(self, positions: Tensor, device: torch.device) -> Tensor:
-        positions = torch.as_tensor(positions, device=device)
-        if self.n_axes == 1 and positions.dim() <= 1:  # [T] (or a scalar): one axis
-            positions = positions[..., None]
-        if positions.shape[-1] != self.n_axes:
-            raise ValueError(
-                f"positions must end in n_axes = {self.n_axes}, got {tuple(positions.shape)}"
-            )
-        return positions.to(torch.float64)
-
     def rotation(self, positions: Tensor) -> Tensor:
         """Blocks of exp(Σ_i x_i A_i), `[..., heads, n_blocks, b, b]`, at `[..., N]`."""
         A = self.angle_matrices()
-        x = self._positions(positions, A.device)
+        x = _as_positions(positions, self.n_axes, A.device)
         generator = torch.einsum("...i,ihjab->...hjab", x, A.double())
         return torch.matrix_exp(generator).to(A.dtype)
 
@@ -296,7 +299,7 @@ class _AngleMatrices(_PositionalRotation):
 
 # %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / The angle matrices in code
 def _pair_blocks(diagonal: Tensor, lower: Tensor) -> Tensor:
-    """`[..., b, b]` made of 2×2 blocks [[d, -l], [l, d]] from `diagonal, lower [..., b/2]`."""
+    """`[..., b, b]` of 2×2 blocks [[d, -l], [l, d]], from `d, l [..., b/2]`."""
     b = 2 * diagonal.shape[-1]
     out = diagonal.new_zeros(*diagonal.shape[:-1], b, b)
     i = torch.arange(0, b, 2, device=diagonal.device)
@@ -310,9 +313,9 @@ class _SpectralAngleMatrices(_AngleMatrices):
 
     def _init_parameters(self) -> None:
         H, nb, b = self.n_heads, self.n_blocks, self.block_dim
-        # K_j: V_j = exp(K_j - K_jᵀ) is orthogonal, and K_j = 0 starts it at the identity
+        # K_j: V_j = exp(K_j - K_jᵀ) is orthogonal; K_j = 0 starts it at the identity
         self.basis_generator = nn.Parameter(torch.zeros(H, nb, b, b))
-        # λ, flat [heads · head_dim / 2], starting as the axial spectrum (RoPE's for N = 1)
+        # λ, flat [heads · head_dim / 2], from the axial spectrum (RoPE's for N = 1)
         spectrum = axial_frequencies(self.head_dim, self.n_axes, b, self.base)
         self.frequencies = nn.Parameter(spectrum.float().repeat(H))
 
@@ -321,7 +324,7 @@ class _SpectralAngleMatrices(_AngleMatrices):
         return self.frequencies.view(self.n_heads, self.n_blocks, self.block_dim // 2)
 
     def basis(self) -> Tensor:
-        """V_j, orthogonal, `[heads, n_blocks, b, b]`: one small matrix exponential a step."""
+        """V_j, orthogonal, `[heads, n_blocks, b, b]`: a small matrix exponential."""
         return torch.matrix_exp(skew(self.basis_generator))
 
     def skew_blocks(self) -> Tensor:
@@ -331,29 +334,30 @@ class _SpectralAngleMatrices(_AngleMatrices):
         return V @ _pair_blocks(torch.zeros_like(lam), lam) @ V.transpose(-1, -2)
 
     def coefficients(self, positions: Tensor) -> Tensor:
-        """s_j(x) as float64 `[..., heads, n_blocks]` at float64 positions `[..., N]`."""
+        """s_j(x), float64 `[..., heads, n_blocks]`, at float64 positions `[..., N]`."""
         raise NotImplementedError
 
     def angles(self, positions: Tensor) -> Tensor:
         """s_j(x)·λ_{j,l} in float64, `[..., heads, head_dim / 2]`."""
-        s = self.coefficients(self._positions(positions, self.frequencies.device))
+        x = _as_positions(positions, self.n_axes, self.frequencies.device)
+        s = self.coefficients(x)
         return (s[..., None] * self.block_frequencies().double()).flatten(-2)
 
     def rotation(self, positions: Tensor) -> Tensor:
-        """Blocks of R(x) in closed form, V R_RoPE(sλ) Vᵀ, `[..., heads, n_blocks, b, b]`."""
+        """Blocks of R(x) in closed form, V R_RoPE(sλ) Vᵀ, `[..., heads, nb, b, b]`."""
         angles = self.angles(positions).unflatten(-1, (self.n_blocks, -1))
         V = self.basis().double()
         rope = _pair_blocks(angles.cos(), angles.sin())
         return (V @ rope @ V.transpose(-1, -2)).to(self.frequencies.dtype)
 
     def no_weight_decay(self) -> set[str]:
-        """The basis generators and frequencies (and LD's axis weights) take no decay."""
+        """The basis generators, frequencies (and LD's axis weights): no decay."""
         return {name for name, _ in self.named_parameters(recurse=False)}
 
 
 # %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / The angle matrices in code
 class _SpectralRotation(_SpectralAngleMatrices):
-    """The attention path of AP and LD: a change of basis, then RoPE at learned angles."""
+    """Attention through AP and LD: a change of basis, then RoPE at learned angles."""
 
     def change_basis(self, x: Tensor, inverse: bool = False) -> Tensor:
         """blockdiag(V_jᵀ) (or V_j) on the channels of `x [..., heads, T, head_dim]`."""
@@ -378,7 +382,7 @@ class _SpectralRotation(_SpectralAngleMatrices):
 # %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / The gradient of a learned
 #    angle
 class _RotateByLearnedAngles(torch.autograd.Function):
-    """Interleaved pairs of q and k rotated by trainable angles, with a one-pass backward."""
+    """Interleaved pairs of q and k turned by trainable angles; a one-pass backward."""
 
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, angles: Tensor) -> tuple[Tensor, Tensor]:
@@ -484,7 +488,7 @@ class RoPEMixed(ComRoPELD):
 
 # %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / The four learned schemes
 class LieRE(_AngleMatrices):
-    """LieRE: free skew blocks per axis, which do not commute; R(x) by matrix exponential.
+    """LieRE: free skew blocks per axis, which do not commute; R(x) by matrix_exp.
 
     Derived in the chapter *The RoPE Equation and ComRoPE*.
     """

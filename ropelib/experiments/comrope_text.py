@@ -30,7 +30,7 @@ def comrope_text_experiment(quick: bool) -> dict[str, TrainConfig]:
 
 # %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / Experiment: ComRoPE on text
 def upgrade_config(config: dict) -> dict:
-    """A stored run's config with the old `pe_options.block_size` read as `block_dim`."""
+    """A stored run's config, the old `pe_options.block_size` read as `block_dim`."""
     options = dict(config.get("pe_options") or {})
     if config.get("pe") in ANGLE_MATRIX_SCHEMES and "block_size" in options:
         options["block_dim"] = options.pop("block_size")

@@ -1,7 +1,7 @@
 # generated from notebooks/06_rope_equation.md by tools/export.py, do not edit
 
 # %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / In the GPT harness
-"""GPT adapters of ComRoPE, RoPE-Mixed and LieRE: the chapter *The RoPE Equation and ComRoPE*."""
+"""The GPT adapters of the chapter *The RoPE Equation and ComRoPE*."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from ropelib.model import (
 
 # %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / In the GPT harness
 class _FoldedBasisQKV(QKVProjection):
-    """GPT-2's fused Q/K/V projection with blockdiag(V_jᵀ) folded into the q and k rows."""
+    """GPT-2's fused Q/K/V projection, blockdiag(V_jᵀ) folded into the q and k rows."""
 
     def __init__(self, config: GPTConfig, angles: _SpectralRotation) -> None:
         super().__init__(config)
@@ -78,8 +78,8 @@ class _AngleMatrixScheme(PositionScheme):
         if config.head_dim % b or (cls.method is RoPEMixed and b != 2):
             accepted = "2" if cls.method is RoPEMixed else "even and divide"
             raise ConfigError(
-                f"pe_options: block_dim must be {accepted} head_dim = {config.head_dim} "
-                f"for {cls.name!r}, got {b}"
+                f"pe_options: block_dim must be {accepted} head_dim = "
+                f"{config.head_dim} for {cls.name!r}, got {b}"
             )
 
     @property
@@ -102,6 +102,7 @@ class _AngleMatrixScheme(PositionScheme):
         return {f"angles.{name}" for name in self.angles.no_weight_decay()}
 
 
+# %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / In the GPT harness
 @register_scheme("comrope-ap")
 class ComRoPEAPScheme(_AngleMatrixScheme):
     method = ComRoPEAP
