@@ -69,9 +69,8 @@ def patch_positions(grid: int) -> Tensor:
         raise ValueError(f"grid must be a positive integer, got {grid!r}")
     centres = (torch.arange(grid, dtype=torch.float32) + 0.5) / grid
     rows, cols = torch.meshgrid(centres, centres, indexing="ij")
-    return torch.stack(
-        (rows.flatten(), cols.flatten()), dim=-1
-    )  # row-major, as patches
+    # row-major, as the patches are flattened
+    return torch.stack((rows.flatten(), cols.flatten()), dim=-1)
 
 
 # %% notebooks/07_comrope_vision.md: ComRoPE on images / Six position methods behind one

@@ -1,13 +1,31 @@
-"""The digits ViT and its position methods (notebooks/07_comrope_vision.md)."""
+"""The digits ViT, its position methods and the comrope-vision experiment.
+
+The chapter *ComRoPE on images* derives them.
+"""
 
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pytest
 import torch
 
+from ropelib.comrope import ComRoPEAP
+from ropelib.experiments.records import load_results
+from ropelib.experiments.runner import run_lock
+from ropelib.experiments.vision import (
+    plot_vision_results,
+    run_vision_experiment,
+    torch_threads,
+    train_vision_model,
+    vision_config,
+    vision_results_table,
+    vision_runs,
+)
+from ropelib.train.optim import parameter_groups
 from ropelib.vision import (
     METHODS,
     ROTARY_METHODS,
@@ -15,41 +33,48 @@ from ropelib.vision import (
     VisionConfig,
     VisionTransformer,
     evaluate_accuracy,
+    load_digits_split,
     patch_positions,
-    plot_vision_results,
+    position_method,
     resize_images,
-    rotary_method,
-    run_vision_experiment,
-    torch_threads,
-    vision_config,
-    vision_results_table,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 SIZES = (4, 6, 8, 12, 16)
+# the one record schema of every experiment (ropelib.experiments.records)
+FIELDS = {
+    "experiment",
+    "run",
+    "label",
+    "seed",
+    "quick",
+    "config",
+    "git",
+    "hardware",
+    "wall_time_s",
+    "final",
+    "history",
+    "finished",
+}
 
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    with torch_threads(1):  # tiny models: on a shared CPU, more threads only wait for each other
+    with torch_threads(1):  # tiny models: on a shared CPU, more threads only wait
         yield
 
 
-FIELDS = {
-    "method",
-    "perturbation",
-    "seed",
-    "config",
-    "accuracy",
-    "train_loss",
-    "wall_time_s",
-    "hardware",
-    "git_commit",
-}
-
-
 def small_config(method: str, **overrides) -> VisionConfig:
-    settings = dict(method=method, dim=16, depth=1, heads=2, block_size=4) | overrides
+    settings = dict(method=method, dim=16, depth=1, heads=2, block_dim=4) | overrides
     return VisionConfig(**settings)
+
+
+def rotary(method: str) -> torch.nn.Module:
+    return position_method(method, 8, n_heads=2, block_dim=4)
+
+
+def rotate(module, q, k, positions):
+    return module.rotate_queries_and_keys(q, k, positions)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -65,26 +90,27 @@ def test_model_output_shape_at_every_resolution(method):
 @pytest.mark.parametrize("method", ROTARY_METHODS)
 def test_rotary_methods_rotate_at_every_grid(method):
     torch.manual_seed(0)
-    module = rotary_method(method, head_dim=16, n_heads=2, block_size=4)
+    module = rotary(method)
     for grid in (2, 3, 4, 6, 8):
-        q, k = torch.randn(2, 2, grid * grid, 16), torch.randn(2, 2, grid * grid, 16)
-        q_rot, k_rot = module.rotate_pair(q, k, patch_positions(grid) * 4)
+        q, k = torch.randn(2, 2, grid * grid, 8), torch.randn(2, 2, grid * grid, 8)
+        q_rot, k_rot = rotate(module, q, k, patch_positions(grid) * 4)
         assert q_rot.shape == k_rot.shape == q.shape
         assert torch.allclose(q_rot.norm(dim=-1), q.norm(dim=-1), atol=1e-4)
+        assert not torch.allclose(q_rot, q, atol=1e-3)  # it does rotate
 
 
 @pytest.mark.parametrize("method", ROTARY_METHODS)
 def test_translation_changes_no_logit_exactly_when_generators_commute(method):
     torch.manual_seed(0)
-    module = rotary_method(method, head_dim=16, n_heads=2, block_size=4)
+    module = rotary(method)
     with torch.no_grad():
         for p in module.parameters():
             p.add_(0.3 * torch.randn_like(p))
-    q, k = torch.randn(1, 2, 16, 16), torch.randn(1, 2, 16, 16)
+    q, k = torch.randn(1, 2, 16, 8), torch.randn(1, 2, 16, 8)
     positions = patch_positions(4) * 4
 
     def logits(shift):
-        q_rot, k_rot = module.rotate_pair(q, k, positions + torch.tensor(shift))
+        q_rot, k_rot = rotate(module, q, k, positions + torch.tensor(shift))
         return q_rot @ k_rot.transpose(-1, -2)
 
     scale = logits([0.0, 0.0]).abs().max()
@@ -95,11 +121,36 @@ def test_translation_changes_no_logit_exactly_when_generators_commute(method):
         assert change < 1e-4 * scale
 
 
-def test_axial_rope_is_frozen_and_the_others_train():
+def test_axial_rope_is_comrope_ap_with_pair_blocks_at_initialization():
+    torch.manual_seed(0)
+    axial = position_method("rope-axial", 32, n_heads=2)
+    ap = ComRoPEAP(32, n_heads=2, n_axes=2, block_dim=2, base=100.0)
+    q, k = torch.randn(2, 2, 36, 32), torch.randn(2, 2, 36, 32)
+    positions = patch_positions(6) * 4
+    for a, b in zip(rotate(axial, q, k, positions), rotate(ap, q, k, positions), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_axial_rope_is_fixed_and_the_others_train():
     for method in ROTARY_METHODS:
-        module = rotary_method(method, head_dim=16, n_heads=2, block_size=4)
-        trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+        trainable = sum(p.numel() for p in rotary(method).parameters() if p.requires_grad)
         assert (trainable == 0) == (method == "rope-axial"), method
+
+
+def test_no_weight_decay_on_position_parameters():
+    for method in METHODS:
+        model = VisionTransformer(small_config(method))
+        groups = parameter_groups(model, 0.05)
+        decayed = {id(p) for g in groups if g["weight_decay"] > 0 for p in g["params"]}
+        names = {id(p): n for n, p in model.named_parameters()}
+        grouped = {id(p) for g in groups for p in g["params"]}
+        trainable = {id(p) for p in model.parameters() if p.requires_grad}
+        assert trainable <= grouped, method  # every trained parameter is optimised
+        for pid in decayed:
+            name = names[pid]
+            assert ".rotary." not in name and not name.startswith("absolute."), name
+        assert id(model.blocks[0].attn.qkv.weight) in decayed
+        assert id(model.patch_embed.weight) in decayed
 
 
 def test_ape_is_the_table_on_the_training_grid_and_interpolates_elsewhere():
@@ -126,6 +177,21 @@ def test_patch_positions_cover_the_unit_square_at_any_density():
         assert float(p.min()) == pytest.approx(0.5 / grid)
 
 
+def test_digits_split_is_stratified_and_fixed():
+    train_x, train_y, test_x, test_y = load_digits_split()
+    assert train_x.shape == (1438, 1, 8, 8) and test_x.shape == (359, 1, 8, 8)
+    assert torch.bincount(test_y, minlength=10).min() >= 35
+    assert torch.equal(load_digits_split()[3], test_y)
+
+
+def test_missing_scikit_learn_is_one_line_naming_the_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # `import sklearn` now fails
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(ImportError, match="pip install scikit-learn") as error:
+        load_digits_split()
+    assert "\n" not in str(error.value)
+
+
 @pytest.mark.parametrize(
     "call, parameter",
     [
@@ -136,10 +202,10 @@ def test_patch_positions_cover_the_unit_square_at_any_density():
         (lambda: VisionConfig(eval_sizes=(6, 7)), "eval_sizes"),
         (lambda: VisionConfig(epochs=0), "epochs"),
         (lambda: VisionConfig(lr=-1.0), "lr"),
-        (lambda: VisionConfig(method="comrope-ap", dim=64, heads=2, block_size=6), "block_size"),
-        (lambda: rotary_method("ape", 16, 2), "method"),
-        (lambda: rotary_method("comrope-ld", 16, 2, block_size=16), "block_size"),
-        (lambda: rotary_method("liere", 0, 2), "head_dim"),
+        (lambda: VisionConfig(method="comrope-ap", block_dim=6), "block_dim"),
+        (lambda: VisionConfig(method="comrope-ap", dim=32, block_dim=16), "block_dim"),
+        (lambda: position_method("ape", 8, n_heads=2), "method"),
+        (lambda: load_digits_split(test_fraction=1.5), "test_fraction"),
         (lambda: patch_positions(0), "grid"),
         (lambda: resize_images(torch.rand(8, 8), 4), "images"),
         (lambda: resize_images(torch.rand(1, 1, 8, 8), 0), "size"),
@@ -152,6 +218,8 @@ def test_patch_positions_cover_the_unit_square_at_any_density():
             ),
             "positions",
         ),
+        (lambda: evaluate_accuracy(VisionTransformer(small_config("ape")), None, None, 5), "size"),
+        (lambda: train_vision_model("comrope-ap"), "config"),
         (lambda: run_vision_experiment(quick=True, seeds=0), "seeds"),
         (lambda: vision_results_table("/nonexistent/comrope-vision"), "results_dir"),
         (lambda: torch_threads(0).__enter__(), "threads"),
@@ -177,32 +245,70 @@ def test_threads_are_restored():
     assert torch.get_num_threads() == before
 
 
-def test_quick_experiment_writes_one_json_per_run_and_resumes(tmp_path):
-    records = run_vision_experiment(quick=True, results_dir=tmp_path, seeds=1)
-    files = sorted(tmp_path.glob("*.json"))
+def check_record(record: dict, quick: bool) -> None:
+    """A record in the one schema, as the vision experiment writes it."""
+    assert FIELDS <= set(record)
+    assert record["experiment"] == "comrope-vision" and record["quick"] is quick
+    config = VisionConfig(**record["config"])  # the stored config is a valid config
+    assert record["label"] == f"{config.method} {config.perturbation}"
+    assert (
+        record["run"] == f"{record['label']}-seed{record['seed']}" and config.seed == record["seed"]
+    )
+    assert set(record["git"]) == {"commit", "dirty"}
+    assert {"cpu", "cpu_count", "torch_threads", "torch"} <= set(record["hardware"])
+    accuracy = record["final"]["accuracy"]
+    assert set(accuracy) == {str(s) for s in config.eval_sizes}
+    assert all(0.0 <= a <= 1.0 for a in accuracy.values())
+    assert [h["epoch"] for h in record["history"]] == list(range(1, config.epochs + 1))
+    assert record["final"]["train_loss"] == record["history"][-1]["loss"]
+
+
+def test_quick_experiment_writes_one_record_per_run_and_resumes(tmp_path):
+    results, runs = tmp_path / "comrope-vision", tmp_path / "runs"
+    records = run_vision_experiment(quick=True, results_dir=results, seeds=1, runs_dir=runs)
+    files = sorted(results.glob("*.json"))
     assert len(records) == len(files) == len(METHODS) * 2
-    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*"))
+    assert not [p for p in results.iterdir() if p.suffix != ".json"]  # no temporary left
+    fresh = {}
     for path in files:
         record = json.loads(path.read_text())
-        assert FIELDS <= set(record)
-        assert set(record["accuracy"]) == {"6", "8", "12", "16"}
-        assert all(0.0 <= a <= 1.0 for a in record["accuracy"].values())
-        assert len(record["train_loss"]) == record["config"]["epochs"]
-        assert {"cpu", "torch", "threads"} <= set(record["hardware"])
-        expected = vision_config(record["method"], record["perturbation"], 0, quick=True)
-        assert record["config"]["epochs"] == expected.epochs
-        assert (record["config"]["method"], record["seed"]) == (record["method"], 0)
+        check_record(record, quick=True)
+        expected = vision_config(record["config"]["method"], "none", 0, quick=True)
+        assert record["config"]["epochs"] == expected.epochs and path.stem == record["run"]
+        fresh[record["run"]] = record
     stamps = {path: path.stat().st_mtime_ns for path in files}
-    again = run_vision_experiment(quick=True, results_dir=tmp_path, seeds=1)
+    again = run_vision_experiment(quick=True, results_dir=results, seeds=1, runs_dir=runs)
     assert again == records
     assert {path: path.stat().st_mtime_ns for path in files} == stamps  # skipped, not rewritten
-    table = vision_results_table(tmp_path)
+    table = vision_results_table(results)
     assert len(table.splitlines()) == 2 + len(METHODS) * 2 and table.count(" ± ") == 12 * 4
-    figure = plot_vision_results(tmp_path)
+    figure = plot_vision_results(results)
     assert figure._suptitle is not None and figure._suptitle.get_text()
     assert all(ax.get_xlabel() for ax in figure.axes) and figure.axes[0].get_ylabel()
     assert len(figure.axes) == 2  # one panel per perturbation
     plt.close(figure)
+
+
+def test_a_run_whose_lock_is_held_is_left_to_its_owner(tmp_path):
+    results, runs = tmp_path / "comrope-vision", tmp_path / "runs"
+    run, *_ = vision_runs(1)[0]
+    (runs / "comrope-vision").mkdir(parents=True)
+    with run_lock(runs / "comrope-vision" / f"{run}.lock") as mine:
+        assert mine
+        records = run_vision_experiment(quick=True, results_dir=results, seeds=1, runs_dir=runs)
+    assert len(records) == len(METHODS) * 2 - 1
+    assert run not in {r["run"] for r in records} and not (results / f"{run}.json").exists()
+
+
+def test_the_stored_results_are_in_the_one_schema():
+    stored = load_results("comrope-vision", ROOT / "results")
+    assert len(stored) == len(vision_runs(3)) == 36
+    assert {r["run"] for r in stored} == {run for run, *_ in vision_runs(3)}
+    for record in stored:
+        check_record(record, quick=False)
+        method, perturbation = record["config"]["method"], record["config"]["perturbation"]
+        expected = vision_config(method, perturbation, record["seed"])
+        assert VisionConfig(**record["config"]) == expected  # the full-size settings
 
 
 def test_the_command_line_runs_the_vision_experiment(tmp_path, monkeypatch, capsys):

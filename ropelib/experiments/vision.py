@@ -16,7 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ropelib.experiments.records import load_results, make_record, write_record
+from ropelib.experiments.records import (
+    load_results,
+    make_record,
+    provenance,
+    write_record,
+)
 from ropelib.experiments.runner import (
     experiment_dirs,
     register_custom_experiment,
@@ -156,19 +161,22 @@ def vision_runs(seeds: int) -> list[tuple[str, str, str, str, int]]:
     return runs
 
 
-def _record(run: str, label: str, config: VisionConfig, quick: bool, metrics: dict):
+def _record(run, label, config: VisionConfig, quick: bool, metrics: dict, origin: dict):
     losses, wall_time_s = metrics["train_loss"], metrics["wall_time_s"]
-    history = [
-        {"epoch": e, "kind": "train", "loss": v} for e, v in enumerate(losses, 1)
-    ]
-    final = {
-        "epochs": len(losses),
-        "train_loss": losses[-1],
-        "accuracy": metrics["accuracy"],
-        "wall_time_s": wall_time_s,
-    }
+    accuracy = metrics["accuracy"]
     return make_record(
-        EXPERIMENT, run, label, config, quick, wall_time_s, final=final, history=history
+        experiment=EXPERIMENT,
+        run=run,
+        label=label,
+        seed=config.seed,
+        quick=quick,
+        config=config,
+        final=dict(epochs=len(losses), train_loss=losses[-1], accuracy=accuracy),
+        history=[
+            {"epoch": e, "kind": "train", "loss": v} for e, v in enumerate(losses, 1)
+        ],
+        wall_time_s=wall_time_s,
+        origin=origin,
     )
 
 
@@ -185,27 +193,25 @@ def run_vision_experiment(
     runs = vision_runs(seeds)
     if results_dir is None or (quick and str(results_dir) == "results/comrope-vision"):
         scratch = Path(tempfile.mkdtemp(prefix="comrope-vision-quick-"))
-        results_dir, runs_dir = scratch / "results", scratch / "runs"
+        results_dir, runs_dir = scratch / "results" / EXPERIMENT, scratch / "runs"
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
-    locks = (
-        Path(runs_dir if runs_dir is not None else experiment_dirs(quick)[1])
-        / EXPERIMENT
-    )
-    locks.mkdir(parents=True, exist_ok=True)
+    runs_dir = Path(runs_dir if runs_dir is not None else experiment_dirs(quick)[1])
+    origin = provenance()  # one commit and machine for every run of this call
+    origin["hardware"]["torch_threads"] = threads or origin["hardware"]["torch_threads"]
     data = None  # loaded once, if a run trains (`data_dir` is unused: sklearn ships it)
     for run, label, method, perturbation, seed in runs:
         path = results_dir / f"{run}.json"
         if path.exists():
             continue
-        with run_lock(locks / f"{run}.lock") as mine:
+        with run_lock(runs_dir / EXPERIMENT / f"{run}.lock") as mine:
             if not mine or path.exists():  # another worker has it, or just finished it
                 continue
             if data is None:
                 data = load_digits_split()
             config = vision_config(method, perturbation, seed, quick)
             _, metrics = train_vision_model(config, data, threads)
-            write_record(path, _record(run, label, config, quick, metrics))
+            write_record(path, _record(run, label, config, quick, metrics, origin))
     paths = [results_dir / f"{run}.json" for run, *_ in runs]
     return [json.loads(path.read_text()) for path in paths if path.exists()]
 
