@@ -361,3 +361,25 @@ def test_stored_results_with_the_old_option_name_still_load(tmp_path):
     fields = ("n_layer", "n_head", "n_embd", "vocab_size", "pe", "pe_options")
     sizes = dict(n_layer=1, n_head=2, n_embd=32, vocab_size=30)
     GPTConfig(**{key: {**sizes, **loaded["config"]}[key] for key in fields})
+
+
+@pytest.mark.parametrize("pe, b", [("comrope-ap", 8), ("comrope-ld", 4), ("liere", 4)])
+def test_the_trainer_leaves_the_position_parameters_undecayed(pe, b):
+    from ropelib.train.optim import parameter_groups
+
+    config = GPTConfig(
+        n_layer=2, n_head=2, n_embd=32, vocab_size=30, pe=pe, pe_options={"block_dim": b}
+    )
+    model = GPT(config)
+    decay, keep = parameter_groups(model, 0.1)
+    decayed = {id(p) for p in decay["params"]}
+    position = [(n, p) for n, p in model.named_parameters() if ".pe.angles." in n]
+    assert position and any(p.dim() >= 2 for _, p in position)
+    assert not [n for n, p in position if id(p) in decayed]
+    assert decay["params"] and decay["weight_decay"] == 0.1 and keep["weight_decay"] == 0.0
+    # a standalone module inside someone else's model is exempted the same way
+    user_model = torch.nn.ModuleDict(
+        {"proj": torch.nn.Linear(4, 4), "rotary": LieRE(16, n_axes=2, block_dim=4)}
+    )
+    decay, _ = parameter_groups(user_model, 0.1)
+    assert [id(p) for p in decay["params"]] == [id(user_model["proj"].weight)]
