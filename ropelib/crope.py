@@ -4,11 +4,12 @@
 #    linear maps as real matrices
 """CRoPE's complex-linear query, key and value projections, for any attention layer.
 
-Put `ComplexQKV(d_model)` in place of a layer's query, key and value projections and rotate
-q and k with `ropelib.rope.RotaryEmbedding(head_dim)` in the same pairing: interleaved (the
-default of both), or half-split with `ComplexQKV(d_model, interleaved=False, head_dim=D)` and
-`RotaryEmbedding(D, interleaved=False)`. Derived in the chapter *CRoPE: queries, keys and
-values as complex-linear maps*.
+Put `ComplexQKV(d_model)` in place of a layer's query, key and value projections
+and rotate q and k with `ropelib.rope.RotaryEmbedding(head_dim)` in the same
+pairing: interleaved (the default of both), or half-split with
+`ComplexQKV(d_model, interleaved=False, head_dim=D)` and
+`RotaryEmbedding(D, interleaved=False)`. Derived in the chapter *CRoPE: queries,
+keys and values as complex-linear maps*.
 """
 
 from __future__ import annotations
