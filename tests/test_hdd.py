@@ -352,3 +352,43 @@ def test_hdd_experiments_use_block_dim_and_the_stored_records_build():
             pe=config["pe"],
             pe_options=config["pe_options"],
         )
+
+
+def test_the_trainer_exempts_the_increment_weights_from_weight_decay():
+    from ropelib.train.optim import parameter_groups
+
+    model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, vocab_size=40, pe="hdd"))
+    decay, keep = parameter_groups(model, 0.1)
+    increments = [p for n, p in model.named_parameters() if ".increments." in n]
+    assert len(increments) == 4
+    assert not any(p is q for p in increments for q in decay["params"])
+    assert all(any(p is q for q in keep["params"]) for p in increments)
+    assert decay["weight_decay"] == 0.1 and keep["weight_decay"] == 0.0
+
+
+def test_quick_hdd_run_trains_saves_and_loads(tmp_path):
+    """The hdd experiment's quick b = 4 run, end to end: train, checkpoint, load."""
+    import dataclasses
+    import math
+
+    from ropelib.data import load_text, prepare_dataset
+    from ropelib.experiments.runner import EXPERIMENTS
+    from ropelib.train import load_model, train
+
+    corpus = tmp_path / "shakespeare-100k.txt"
+    corpus.write_text(load_text("shakespeare")[:100_000])
+    prepare_dataset(str(corpus), tokenizer="char", data_dir=tmp_path / "data")
+    config = dataclasses.replace(
+        EXPERIMENTS["hdd"].configs(True)["hdd b=4"],
+        corpus=str(corpus),
+        data_dir=str(tmp_path / "data"),
+        out_dir=str(tmp_path / "run"),
+        progress=False,
+        device="cpu",
+    )
+    metrics = train(config)
+    assert math.isfinite(metrics["val_loss"]["1x"])
+    model, loaded = load_model(tmp_path / "run")
+    assert loaded.pe_options == {"block_dim": 4}
+    trained = model.transformer.h[0].attn.pe.hdd.increments.weight
+    assert trained.abs().max() > 0  # the increment weights moved away from RoPE's start
