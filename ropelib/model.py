@@ -24,10 +24,10 @@ class ConfigError(ValueError):
 
 
 POSITION_SCHEMES: dict[str, type[PositionScheme]] = {}
-Decorator = Callable[[type["PositionScheme"]], type["PositionScheme"]]
+_Decorator = Callable[[type["PositionScheme"]], type["PositionScheme"]]
 
 
-def register_scheme(name: str) -> Decorator:
+def register_scheme(name: str) -> _Decorator:
     """Register a scheme class under `name`, so that `GPTConfig(pe=name)` builds it.
 
     Defined in the chapter *A GPT-2 with pluggable position schemes*.
@@ -447,7 +447,6 @@ __all__ = [
     "Block",
     "CausalSelfAttention",
     "ConfigError",
-    "Decorator",
     "get_scheme",
     "GPT",
     "GPTConfig",

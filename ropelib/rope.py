@@ -18,18 +18,13 @@ def _check_even(name: str, value: object) -> int:
 
 
 def rope_frequencies(head_dim: int, base: float = 10000.0) -> Tensor:
-    """RoPE's frequencies θ_j = base^(-2j/head_dim), j < head_dim/2, as a float64 CPU tensor.
+    """RoPE's frequencies θ_j = base^(-2j/head_dim), j < head_dim/2, float64 on the CPU.
 
-    Derived in notebooks/01_rope.md.
+    Derived in the chapter *Rotary position embeddings from first principles*.
     """
     _check_even("head_dim", head_dim)
-    if (
-        isinstance(base, bool)
-        or not isinstance(base, (int, float))
-        or not math.isfinite(base)
-    ):
-        raise ValueError(f"base must be a finite number greater than 1, got {base!r}")
-    if base <= 1:
+    number = isinstance(base, (int, float)) and not isinstance(base, bool)
+    if not (number and 1 < base < math.inf):
         raise ValueError(f"base must be a finite number greater than 1, got {base!r}")
     # device="cpu": a model built under `with torch.device("meta")` keeps real frequencies
     j = torch.arange(head_dim // 2, dtype=torch.float64, device="cpu")
@@ -177,14 +172,14 @@ def _rotate_channels(
 
 
 # %% notebooks/01_rope.md: Rotary position embeddings from first principles / The implementation
-LAYOUTS = {
+_LAYOUTS = {
     "bhtd": "[batch, heads, seq, head_dim]",
     "bthd": "[batch, seq, heads, head_dim]",
 }
 
 
 def _seq_axis(layout: object) -> int:
-    if layout not in LAYOUTS:
+    if layout not in _LAYOUTS:
         raise ValueError(f"layout must be 'bhtd' or 'bthd', got {layout!r}")
     return 2 if layout == "bhtd" else 1
 
@@ -193,10 +188,10 @@ def _check_tensor(x: object, layout: str = "bhtd", name: str = "x") -> Tensor:
     _seq_axis(layout)
     if not isinstance(x, Tensor):
         kind = type(x).__name__
-        raise TypeError(f"{name} must be a torch.Tensor {LAYOUTS[layout]}, got {kind}")
+        raise TypeError(f"{name} must be a torch.Tensor {_LAYOUTS[layout]}, got {kind}")
     if x.dim() != 4:
         raise ValueError(
-            f"{name} must have rank 4, {LAYOUTS[layout]}; got shape {tuple(x.shape)}"
+            f"{name} must have rank 4, {_LAYOUTS[layout]}; got shape {tuple(x.shape)}"
         )
     if not x.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
@@ -262,7 +257,7 @@ def _check_positions(positions: object, x: Tensor, layout: str = "bhtd") -> Tens
     if positions.dim() not in (1, 2) or positions.shape[-1] != seq:
         raise ValueError(
             f"positions must have T = {seq} entries to match the sequence axis (axis {axis}) "
-            f"of x {LAYOUTS[layout]} = {tuple(x.shape)}, got shape {tuple(positions.shape)}"
+            f"of x {_LAYOUTS[layout]} = {tuple(x.shape)}, got shape {tuple(positions.shape)}"
         )
     if positions.dim() == 2 and positions.shape[0] not in (1, batch):
         raise ValueError(
@@ -411,7 +406,6 @@ __all__ = [
     "apply_rope",
     "apply_rotary",
     "half_split_permutation",
-    "LAYOUTS",
     "rope_angles",
     "rope_frequencies",
     "RotaryEmbedding",

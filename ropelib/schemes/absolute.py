@@ -40,9 +40,8 @@ def sinusoidal_table(positions: Tensor, dim: int, base: float = 10000.0) -> Tens
 
     Defined in the chapter *A GPT-2 with pluggable position schemes*.
     """
-    angles = positions.double()[:, None] * rope_frequencies(dim, base).to(
-        positions.device
-    )
+    frequencies = rope_frequencies(dim, base).to(positions.device)
+    angles = positions.double()[:, None] * frequencies
     return torch.stack((angles.sin(), angles.cos()), dim=-1).flatten(-2).float()
 
 
