@@ -2,7 +2,7 @@
 
 # %% notebooks/09_long_context.md: Rotary values, context extension and long contexts /
 #    Extending a trained model
-"""Context extension of trained GPTs and the inversion probabilities of their first layer.
+"""Context extension of trained GPTs, and the inversion probabilities of their layer 0.
 
 Derived in the chapter *Rotary values, context extension and long contexts*.
 """
@@ -27,7 +27,8 @@ def extend_context(
     """Set every RoPE-family layer of `model` for a context `factor` times longer.
 
     Returns the number of layers changed; `original_context` defaults to the model's
-    block_size. Derived in the chapter *Rotary values, context extension and long contexts*.
+    block_size. Derived in the chapter *Rotary values, context extension and long
+    contexts*.
     """
     if method not in EXTENSIONS:
         raise ValueError(f"method must be one of {EXTENSIONS}, got {method!r}")
@@ -51,7 +52,7 @@ def extend_context(
 def _first_layer_queries_and_keys(
     model: nn.Module, tokens: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """Queries and keys `[H, *tokens.shape, D]` of layer 0 for tokens alone (no position)."""
+    """Layer 0's queries and keys `[H, *tokens.shape, D]`, of tokens alone."""
     block = model.transformer.h[0]
     was_training = model.training
     model.eval()
@@ -73,8 +74,8 @@ def model_inversion_probabilities(
 ) -> dict[str, float]:
     """Position and token inversion of the first layer of a trained RoPE-family GPT.
 
-    Tokens are drawn from `tokens`; probabilities are averaged over heads. Derived in the
-    chapter *Rotary values, context extension and long contexts*.
+    Tokens are drawn from `tokens`; probabilities are averaged over heads. Derived in
+    the chapter *Rotary values, context extension and long contexts*.
     """
     check_context_length(context_length)
     scheme = model.transformer.h[0].attn.pe

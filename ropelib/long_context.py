@@ -51,7 +51,7 @@ def inversion_probabilities(
     noise: float = 1.0,
     generator: torch.Generator | None = None,
 ) -> dict[str, float]:
-    """Monte Carlo probabilities of position and token inversion within `context_length`.
+    """Monte Carlo probabilities of position and token inversion within a context.
 
     Derived in the chapter *Rotary values, context extension and long contexts*.
     """

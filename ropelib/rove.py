@@ -18,12 +18,13 @@ LAYOUTS = ("bhtd", "bthd")
 
 
 def _as_bhtd(name: str, x: object, head_dim: int, layout: str) -> Tensor:
-    """`x` checked (a float tensor of rank 4, `head_dim` channels last) as `[B, H, T, D]`."""
+    """`x` checked (float, rank 4, `head_dim` channels last) and as `[B, H, T, D]`."""
     axes = "[B, H, T, D]" if layout == "bhtd" else "[B, T, H, D]"
     if not isinstance(x, Tensor) or x.dim() != 4 or not x.is_floating_point():
         got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(
-            f"{name} must be a floating-point tensor {axes} (layout {layout!r}), got {got}"
+            f"{name} must be a floating-point tensor {axes} (layout {layout!r}), "
+            f"got {got}"
         )
     if x.shape[-1] != head_dim:
         raise ValueError(
@@ -42,7 +43,7 @@ def _check_offset(offset: object) -> int:
 # %% notebooks/09_long_context.md: Rotary values, context extension and long contexts / The
 #    standalone module
 class RotaryValues(nn.Module):
-    """RoVE: RoPE on queries and keys, values rotated by R(j), outputs rotated back by R(-i).
+    """RoVE: RoPE on queries and keys, values rotated by R(j), outputs back by R(-i).
 
     Derived in the chapter *Rotary values, context extension and long contexts*.
     """
@@ -68,7 +69,7 @@ class RotaryValues(nn.Module):
     def rotate_queries_and_keys(
         self, q: Tensor, k: Tensor, positions: Tensor | None = None, *, offset: int = 0
     ) -> tuple[Tensor, Tensor]:
-        """RoPE; keys at `offset + arange(Tk)`, queries at the last Tq of those positions."""
+        """RoPE: keys at `offset + arange(Tk)`, queries at the last Tq of those."""
         q = _as_bhtd("q", q, self.head_dim, self.layout)
         k = _as_bhtd("k", k, self.head_dim, self.layout)
         q, k = self.rotary.rotate_queries_and_keys(

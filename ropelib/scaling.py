@@ -56,12 +56,12 @@ def yarn_frequencies(
 ) -> Tensor:
     """YaRN's blend of θ_j/factor and θ_j, linear in the turns r_j (Peng et al. 2023).
 
-    The ramp γ(r) = (r - alpha)/(beta - alpha), clamped to [0, 1], is linear in the number
-    of turns r_j = original_context · θ_j / 2π, as the paper's text writes γ(r). The
-    authors' released code and Hugging Face's `yarn` rope type ramp linearly in the pair
-    index j instead, between the pair indices at which r = beta and r = alpha, rounded
-    down and up; the two give different frequencies for the pairs in between. Derived in
-    the chapter *Rotary values, context extension and long contexts*.
+    The ramp γ(r) = (r - alpha)/(beta - alpha), clamped to [0, 1], is linear in the
+    number of turns r_j = original_context · θ_j / 2π, as the paper's text writes γ(r).
+    The authors' released code and Hugging Face's `yarn` rope type ramp linearly in the
+    pair index j instead, between the pair indices at which r = beta and r = alpha,
+    rounded down and up; the two give different frequencies for the pairs in between.
+    Derived in the chapter *Rotary values, context extension and long contexts*.
     """
     _check_factor(factor)
     if (

@@ -163,3 +163,79 @@ def test_model_inversion_of_xpos_includes_its_decay():
     assert all(0.0 <= v <= 1.0 for v in (*a.values(), *b.values()))
     assert b["position inversion"] < a["position inversion"]
     assert a == model_inversion_probabilities(rope, tokens, 4096, 4000)  # reproducible
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from ropelib.experiments.runner import run_lock
+with run_lock(Path(sys.argv[1])) as mine:
+    print(mine, flush=True)
+    time.sleep(120)
+"""
+
+
+def test_context_extension_runner_claims_each_run_once_and_resumes(tmp_path, monkeypatch):
+    """Two workers: a run another worker holds is skipped, and each record is written once."""
+    import subprocess
+    import sys
+
+    import ropelib.train.config as train_config
+    from ropelib.experiments.context_extension import (
+        FACTORS,
+        context_extension_summary,
+        context_extension_table,
+        run_context_extension,
+    )
+
+    LABELS = sorted(["rope", "rove", "xpos", "rove-xpos"])  # records come sorted by run
+    text = tmp_path / "corpus.txt"
+    text.write_text("".join(chr(97 + (i * 7) % 26) for i in range(40_000)))
+    monkeypatch.chdir(tmp_path)
+    quick = train_config.PRESETS["cpu-tiny"]
+    monkeypatch.setitem(train_config.PRESETS, "cpu-tiny", dict(quick, corpus=str(text)))
+    results, runs = tmp_path / "results" / "context-extension", tmp_path / "runs"
+    lock = runs / "context-extension" / "rope-seed0.lock"
+    lock.parent.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(lock)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "True"  # the other worker owns rope-seed0
+        records = run_context_extension(True, 1, results, runs)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert sorted(r["label"] for r in records) == ["rove", "rove-xpos", "xpos"]
+    assert not (results / "rope-seed0.json").exists()
+    for record in records:
+        keys = {"experiment", "run", "label", "seed", "quick", "config", "git", "hardware"}
+        assert keys <= set(record)
+        assert record["experiment"] == "context-extension" and record["quick"] is True
+        assert set(record["loss"]) == {"trained", *EXTENSIONS}
+        for method in EXTENSIONS:
+            assert set(record["loss"][method]) == {f"{f}x" for f in FACTORS}
+            assert all(math.isfinite(v) for v in record["loss"][method].values())
+    before = {path.name: path.read_text() for path in results.glob("*.json")}
+    again = run_context_extension(True, 1, results, runs)  # the lock is free now
+    assert [r["run"] for r in again] == [f"{label}-seed0" for label in LABELS]
+    assert {p.name: p.read_text() for p in results.glob("*.json") if p.name in before} == before
+    assert list(tmp_path.glob("**/*.tmp")) == []  # no temp files left behind
+    for run in ("rope-seed0", "rove-seed0"):  # each model trained once: no repeated steps
+        lines = (runs / "rove" / run / "metrics.jsonl").read_text().splitlines()
+        assert len(lines) == len(set(lines))
+    summary = context_extension_summary(results)
+    rope = next(r for r in again if r["label"] == "rope")
+    assert summary["rope"]["pi"]["8x"][0] == rope["loss"]["pi"]["8x"]
+    assert "| rope | yarn |" in context_extension_table(results)
+
+
+def test_the_stored_context_extension_results_still_read():
+    from pathlib import Path
+
+    from ropelib.experiments.context_extension import context_extension_summary
+
+    stored = Path(__file__).resolve().parent.parent / "results" / "context-extension"
+    summary = context_extension_summary(stored)
+    assert set(summary) == {"rope", "rove", "xpos", "rove-xpos"}
+    assert all(cell[2] == 3 for cell in summary["rope"]["yarn"].values())
