@@ -294,7 +294,8 @@ class HDDRoPEBase(nn.Module):
         return f"block_dim={self.block_dim}, map={self.map!r}, layout={self.layout!r}"
 
     def generator_parameters(self, x: Tensor) -> Tensor:
-        """`[B, T, H, n_chunks, b(b-1)/2]` in float32, from the layer input `x`."""
+        """Generators from x. Chapter *HDD-RoPE: data-dependent rotations*."""
+        # [B, T, H, n_chunks, b(b-1)/2] in float32, from the layer input x [B, T, C]
         with torch.autocast(x.device.type, enabled=False):
             shape = (self.n_heads, self.n_chunks, self.n_params)
             return self.increments(x.float()).unflatten(-1, shape)
@@ -348,7 +349,7 @@ class HDDRoPE(HDDRoPEBase):
     """Data-dependent RoPE. Chapter *HDD-RoPE: data-dependent rotations*."""
 
     def prefix_rotations(self, x: Tensor, state: Tensor | None = None):
-        """(H_t, state) by the matrix scan, for any block_dim and map."""
+        """(H_t, state) as matrices. Chapter *HDD-RoPE: data-dependent rotations*."""
         with torch.autocast(x.device.type, enabled=False):
             params = self.generator_parameters(x)
             prefix = _prefix_matrices(params, self.block_dim, self.map, state)

@@ -19,7 +19,7 @@ def _hdd_configs(base: dict) -> dict[str, TrainConfig]:
     }
 
 
-QUICK_RUN = dict(PRESETS["cpu-tiny"], max_iters=6, eval_interval=3)
+_QUICK_RUN = dict(PRESETS["cpu-tiny"], max_iters=6, eval_interval=3)
 
 
 @register_experiment("hdd", seeds=3)
@@ -27,18 +27,19 @@ def hdd_experiment(quick: bool) -> dict[str, TrainConfig]:
     """HDD-RoPE (b = 2, 4) against xPos and RoPE on Shakespeare, cpu-small scale."""
     # a fine curve (every 25 steps): the speed of convergence is the claim
     return _hdd_configs(
-        QUICK_RUN if quick else dict(PRESETS["cpu-small"], eval_interval=25)
+        _QUICK_RUN if quick else dict(PRESETS["cpu-small"], eval_interval=25)
     )
 
 
 @register_experiment("hdd-tinystories", seeds=3)
 def hdd_tinystories_experiment(quick: bool) -> dict[str, TrainConfig]:
     """The same on TinyStories at the TinyStories-33M-like shape (network and GPU)."""
-    return _hdd_configs(QUICK_RUN if quick else dict(PRESETS["tinystories-33m"]))
+    return _hdd_configs(_QUICK_RUN if quick else dict(PRESETS["tinystories-33m"]))
 
 
 def tokens_to_reach(record: dict, target: float) -> int | None:
-    """Tokens until the 1x validation loss first reached `target` (None: never)."""
+    """Tokens to reach a val loss. Chapter *HDD-RoPE: data-dependent rotations*."""
+    # the 1x validation loss first <= target; None: never
     config = record["config"]
     tokens_per_step = config["batch_size"] * config["grad_accum"] * config["block_size"]
     for entry in record["history"]:
@@ -50,6 +51,5 @@ def tokens_to_reach(record: dict, target: float) -> int | None:
 __all__ = [
     "hdd_experiment",
     "hdd_tinystories_experiment",
-    "QUICK_RUN",
     "tokens_to_reach",
 ]
