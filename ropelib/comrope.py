@@ -234,10 +234,10 @@ class AxialRoPE(_PositionalRotation):
         angles = self.angles(positions)[..., None, :, :]  # [(B,) 1, T, D/2]: every head
         compute = _compute_dtype(q.dtype)
         cos, sin = angles.cos().to(compute), angles.sin().to(compute)
-        q_rot = apply_rotary(q.to(compute), cos, sin, interleaved=True).to(q.dtype)
-        return q_rot, apply_rotary(k.to(compute), cos, sin, interleaved=True).to(
-            k.dtype
+        q_rot, k_rot = (
+            apply_rotary(x.to(compute), cos, sin).to(x.dtype) for x in (q, k)
         )
+        return q_rot, k_rot
 
 
 # %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / The angle matrices in code
@@ -286,9 +286,8 @@ class _AngleMatrices(_PositionalRotation):
 
     def _rotate(self, q: Tensor, k: Tensor, positions: Tensor) -> tuple[Tensor, Tensor]:
         compute = _compute_dtype(q.dtype)
-        R = (
-            self.rotation(positions).to(compute).transpose(-4, -5)
-        )  # [(B,) H, T, nb, b, b]
+        # [(B,) T, H, nb, b, b] -> [(B,) H, T, nb, b, b]
+        R = self.rotation(positions).to(compute).transpose(-4, -5)
 
         def rotate(x: Tensor) -> Tensor:
             blocks = x.to(compute).unflatten(-1, (self.n_blocks, self.block_dim))
@@ -387,17 +386,14 @@ class _RotateByLearnedAngles(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, angles: Tensor) -> tuple[Tensor, Tensor]:
         compute = _compute_dtype(q.dtype)
-        reduced = torch.remainder(angles, 2 * math.pi).to(
-            compute
-        )  # exact in float64 first
+        # reduced modulo 2π while still in float64, then cast
+        reduced = torch.remainder(angles, 2 * math.pi).to(compute)
         cos, sin = reduced.cos(), reduced.sin()
         turn = torch.complex(cos, sin)
         outputs = []
         for x in (q, k):
-            pairs = torch.view_as_complex(
-                x.to(compute).contiguous().unflatten(-1, (-1, 2))
-            )
-            outputs.append(torch.view_as_real(pairs * turn))  # [..., D/2, 2]
+            pairs = x.to(compute).contiguous().unflatten(-1, (-1, 2))
+            outputs.append(torch.view_as_real(torch.view_as_complex(pairs) * turn))
         ctx.save_for_backward(cos, sin, *outputs)
         ctx.shapes = (angles.shape, angles.dtype, q.dtype, k.dtype)
         return outputs[0].flatten(-2).to(q.dtype), outputs[1].flatten(-2).to(k.dtype)
