@@ -1,24 +1,32 @@
 # generated from notebooks/93_experiments.md by tools/export.py, do not edit
 
 # %% notebooks/93_experiments.md: The experiment runner / Files that are complete or absent
-"""Files that are complete or absent: atomic writes for the data cache, checkpoints and records."""
+"""Files that are complete or absent, and locks that die with their holder."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 
 def atomic_write(
-    path: str | os.PathLike, data: bytes | bytearray | memoryview | str
+    path: str | os.PathLike,
+    data: bytes | bytearray | memoryview | str,
+    *,
+    overwrite: bool = True,
 ) -> None:
     """Write `data` to `path` atomically. Defined in the chapter *The experiment runner*."""
     path = Path(path)
     if isinstance(data, str):
         data = data.encode("utf-8")
+    if not overwrite and os.path.lexists(path):  # fail early; the link below decides
+        raise FileExistsError(f"{path} exists already and is written only once")
     fd, temporary = tempfile.mkstemp(
         dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
     )
@@ -30,20 +38,46 @@ def atomic_write(
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        if overwrite:
+            os.replace(temporary, path)
+        else:  # a hard link fails if `path` exists, even if it appeared a moment ago
+            os.link(temporary, path, follow_symlinks=False)
+    finally:
+        Path(temporary).unlink(
+            missing_ok=True
+        )  # gone after os.replace; removed otherwise
 
 
 def atomic_write_json(
-    path: str | os.PathLike, obj: Any, indent: int | None = 1
+    path: str | os.PathLike, obj: Any, *, overwrite: bool = True
 ) -> None:
-    """Write `obj` as JSON to `path` atomically. Defined in the chapter *The experiment runner*."""
-    atomic_write(path, json.dumps(obj, indent=indent) + "\n")
+    """Write `obj` as indented JSON, atomically. Defined in the chapter *The experiment runner*."""
+    atomic_write(path, json.dumps(obj, indent=1) + "\n", overwrite=overwrite)
+
+
+# %% notebooks/93_experiments.md: The experiment runner / One owner per run
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike) -> Iterator[bool]:
+    """Yield True if this process now holds the lock `path`. Chapter *The experiment runner*."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+    fd = os.open(path, flags, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another open file holds it: a live process
+            yield False
+            return
+        os.ftruncate(fd, 0)  # for people: which process holds it (never read back)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield True
+    finally:
+        os.close(fd)  # releases the lock; the file stays, others may have it open
 
 
 __all__ = [
     "atomic_write",
     "atomic_write_json",
+    "exclusive_lock",
 ]

@@ -1,5 +1,6 @@
-"""The trainer (chapter *Training*, appendix *The trainer*): exact resume after SIGKILL,
-checkpoint integrity, schedules and weight-decay groups."""
+"""The trainer (chapter *Training*, appendix *The trainer*) and the experiment runner (appendix
+*The experiment runner*): exact resume after SIGKILL, checkpoint integrity, schedules,
+weight-decay groups, configuration errors, locks, records and statistics."""
 
 from __future__ import annotations
 
@@ -192,46 +193,142 @@ def test_experiment_runs_cover_configurations_times_seeds():
         experiment_runs("no-such-experiment")
 
 
-def test_run_lock_is_exclusive_and_taken_over_from_dead_processes(tmp_path):
-    import subprocess
-    import sys
-
-    from ropelib.experiments.runner import _run_lock
+def test_run_lock_is_exclusive_released_and_never_deleted(tmp_path):
+    from ropelib.experiments.runner import run_lock
 
     lock = tmp_path / "runs" / "x" / "run.lock"
-    with _run_lock(lock) as mine:
-        assert mine and lock.read_text() == str(os.getpid())
-        with _run_lock(lock) as again:  # held by a live process (this one)
+    with run_lock(lock) as mine:
+        assert mine and lock.read_text() == f"{os.getpid()}\n"
+        with run_lock(lock) as again:  # another open file of the same lock: refused
             assert not again
-    assert not lock.exists()  # released
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
-    lock.write_text(dead.stdout.strip())  # left behind by a process that is gone
-    with _run_lock(lock) as mine:
+    assert lock.exists()  # released, but the file stays (others may have it open)
+    lock.write_text("12345678\n")  # stale contents are never read
+    with run_lock(lock) as mine:
         assert mine
-    lock.write_text("garbage")
-    with _run_lock(lock) as mine:
+
+
+def test_a_lock_dies_with_its_holder(tmp_path):
+    """SIGKILL releases the lock: the kernel closes the holder's file."""
+    lock = tmp_path / "run.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom ropelib.files import exclusive_lock\n"
+         "with exclusive_lock(sys.argv[1]) as mine:\n    print(mine, flush=True)\n"
+         "    time.sleep(60)", str(lock)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline() == "True\n"
+        from ropelib.files import exclusive_lock
+
+        with exclusive_lock(lock) as mine:
+            assert not mine  # held by a live process
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with exclusive_lock(lock) as mine:
         assert mine
 
 
 def test_two_experiment_workers_share_the_runs(tmp_path, monkeypatch):
     """A run claimed by another live worker is skipped, not trained twice."""
-    from ropelib.experiments import runner as train_module
+    from ropelib.experiments import runner
+    from ropelib.files import exclusive_lock
 
     calls = []
-    monkeypatch.setattr(train_module, "_train_and_record", lambda *a: calls.append(a[1]))
+    monkeypatch.setattr(runner, "_train_and_record", lambda *a: calls.append(a[1]))
     runs = tmp_path / "runs"
-    (runs / "pe-basics").mkdir(parents=True)
-    (runs / "pe-basics" / "rope-seed0.lock").write_text(str(os.getppid()))  # a live process
-    train_module.run_experiment("pe-basics", quick=True, seeds=1, results_dir=tmp_path / "r",
-                                runs_dir=runs)  # fmt: skip
-    assert "rope-seed0" not in calls and calls  # the others were taken
+    with exclusive_lock(runs / "pe-basics" / "rope-seed0.lock") as mine:  # another worker
+        assert mine
+        runner.run_experiment("pe-basics", quick=True, seeds=1, results_dir=tmp_path / "r",
+                              runs_dir=runs)  # fmt: skip
+    assert "rope-seed0" not in calls and sorted(calls) == ["learned-seed0", "none-seed0"]
+
+
+def test_parameter_groups_exempt_what_modules_name():
+    from ropelib.train.optim import parameter_groups
+
+    class Positions(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = torch.nn.Parameter(torch.zeros(16, 8))  # learned, 2-D
+
+        def no_weight_decay(self):
+            return {"table"}
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.positions = Positions()
+            self.proj = torch.nn.Linear(8, 8)
+            self.norm = torch.nn.LayerNorm(8)
+
+    model = Model()
+    decay, keep = parameter_groups(model, 0.1)
+    assert decay["weight_decay"] == 0.1 and keep["weight_decay"] == 0.0
+    assert [id(p) for p in decay["params"]] == [id(model.proj.weight)]
+    kept = {id(p) for p in keep["params"]}
+    assert id(model.positions.table) in kept and id(model.proj.bias) in kept
+    assert len(kept) == 4  # table, bias, and the LayerNorm's two vectors
+    # names are relative to the module that lists them; a parent may list a child's too
+    model.no_weight_decay = lambda: {"positions.table", "proj.weight"}
+    decay, keep = parameter_groups(model, 0.1)
+    assert decay["params"] == [] and len(keep["params"]) == 5
+    model.no_weight_decay = lambda: {"no_such"}
+    with pytest.raises(ValueError, match="no_such"):
+        parameter_groups(model, 0.1)
+
+
+def test_configuration_errors_are_config_errors():
+    from ropelib.model import ConfigError
+
+    for bad in (dict(lr=0.0), dict(pe="no-such"), dict(betas=(0.9,)), dict(schedule="x")):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            TrainConfig(**bad)
+    with pytest.raises(ConfigError, match="nlayer"):
+        config_from_args(["--nlayer=3"])
+    with pytest.raises(ConfigError, match="pe_options"):
+        TrainConfig(pe="rope", pe_options={"bogus": 1})
+
+
+def test_checking_a_config_leaves_the_random_state_alone():
+    state = torch.get_rng_state()
+    TrainConfig(**PRESETS["cpu-tiny"])
+    assert torch.equal(state, torch.get_rng_state())
+
+
+def test_one_trainer_per_out_dir_and_no_silent_overwrite(corpus, tmp_path):
+    from ropelib.files import exclusive_lock
+    from ropelib.model import ConfigError
+    from ropelib.train.loop import train
+
+    text, data = corpus
+    where = {"corpus": str(text), "data_dir": str(data), "out_dir": str(tmp_path / "run")}
+    config = TrainConfig(**{**PRESETS["cpu-tiny"], **where, "max_iters": 2, "progress": False})
+    with exclusive_lock(tmp_path / "run" / ".lock") as mine:
+        assert mine
+        with pytest.raises(ConfigError, match="another live trainer") as refused:
+            train(config)
+        assert "\n" not in str(refused.value)
+    assert train(config)["iters"] == 2  # the holder is gone: the directory is free
+    with pytest.raises(ConfigError) as refused:
+        train(config)  # a fresh run into a finished one
+    message = str(refused.value)
+    assert "--resume=true" in message and "--overwrite=true" in message and "\n" not in message
+    import dataclasses
+
+    again = train(dataclasses.replace(config, overwrite=True))
+    assert again["iters"] == 2 and len([r for r in read_metrics(config.out_dir)
+                                        if r["kind"] == "train"]) == 2  # fmt: skip
+    log = read_metrics(config.out_dir)
+    resumed = train(dataclasses.replace(config, resume=True))  # finished: nothing to do
+    assert resumed["iters"] == 2 and read_metrics(config.out_dir) == log
 
 
 def test_load_model_without_a_checkpoint_is_a_clear_error(tmp_path):
+    from ropelib.model import ConfigError
     from ropelib.train.checkpoint import load_model
 
-    with pytest.raises(ValueError, match="no checkpoint"):
+    with pytest.raises(ConfigError, match="no checkpoint"):
         load_model(tmp_path)
 
 
@@ -244,3 +341,64 @@ def test_difference_is_the_mean_gap_and_its_standard_error():
     }
     delta, se = difference(summary, "a", "b")
     assert delta == pytest.approx(0.5) and se == pytest.approx(0.1)
+
+
+def test_paired_difference_against_a_hand_computation(monkeypatch):
+    from ropelib.experiments import stats
+
+    # differences 0.5, 1.0, 1.5: mean 1, sd 0.5, sem 0.5 / sqrt(3), t_2(0.975) = 4.302653
+    expected_half = 4.302653 * 0.5 / math.sqrt(3)
+    result = stats.paired_difference([1.0, 2.0, 4.0], [0.5, 1.0, 2.5])
+    assert result["n"] == 3
+    assert result["mean"] == pytest.approx(1.0)
+    assert result["sem"] == pytest.approx(0.288675, abs=1e-6)
+    assert result["low"] == pytest.approx(1.0 - expected_half, abs=1e-5)
+    assert result["high"] == pytest.approx(1.0 + expected_half, abs=1e-5)
+    # without scipy: the built-in table gives the same interval to its four decimals
+    monkeypatch.setattr(stats, "_t_quantile", stats._t_quantile_table)
+    table = stats.paired_difference({0: 1.0, 1: 2.0, 2: 4.0}, {2: 2.5, 1: 1.0, 0: 0.5})
+    assert table["high"] == pytest.approx(result["high"], abs=1e-4)
+    assert stats._t_quantile_table(0.95, 45) == pytest.approx(2.0141, abs=1e-3)
+    for a, b in (([1.0], [2.0]), ([1.0, 2.0], [1.0]), ({0: 1.0, 1: 2.0}, {0: 1.0, 2: 2.0})):
+        with pytest.raises(ValueError):
+            stats.paired_difference(a, b)
+    with pytest.raises(ValueError, match="scipy"):
+        stats._t_quantile_table(0.9, 3)
+    assert stats.mean_std([1.0, 3.0]) == (2.0, pytest.approx(math.sqrt(2)))
+    with pytest.raises(ValueError):
+        stats.mean_std([])
+
+
+def test_records_have_one_schema_and_are_written_once(tmp_path):
+    from ropelib.experiments.records import RECORD_KEYS, load_results, make_record, write_record
+
+    config = TrainConfig(**PRESETS["cpu-tiny"])
+    record = make_record(experiment="x", run="a-seed0", label="a", seed=0, quick=True,
+                         config=config, final={"n_params": 1}, history=[], wall_time_s=1.0,
+                         origin={"git": {"commit": None, "dirty": None}, "hardware": {}},
+                         val_loss={"1x": 2.0})  # fmt: skip
+    assert set(RECORD_KEYS) <= set(record) and record["config"]["n_embd"] == 32
+    path = tmp_path / "x" / "a-seed0.json"
+    path.parent.mkdir()
+    write_record(path, record)
+    with pytest.raises(FileExistsError):
+        write_record(path, record)
+    with pytest.raises(ValueError, match="missing"):
+        write_record(tmp_path / "x" / "b.json", {"run": "b"})
+    with pytest.raises(ValueError, match="keys"):  # a measured value may not shadow the schema
+        make_record(experiment="x", run="r", label="a", seed=0, quick=True, config={},
+                    final={}, history=[], wall_time_s=None, origin=record, git=1)  # fmt: skip
+    assert [r["run"] for r in load_results("x", tmp_path)] == ["a-seed0"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["a-seed0.json"]
+
+
+def test_old_records_translate_block_size_to_block_dim(tmp_path):
+    from ropelib.experiments.records import load_results
+
+    (tmp_path / "old").mkdir()
+    config = {"pe": "hdd", "block_size": 64, "pe_options": {"block_size": 4}}
+    record = {"run": "r", "config": config}
+    (tmp_path / "old" / "r.json").write_text(json.dumps(record))
+    (loaded,) = load_results("old", tmp_path)
+    assert loaded["config"]["pe_options"] == {"block_dim": 4}
+    assert loaded["config"]["block_size"] == 64  # the context keeps its name

@@ -6,10 +6,12 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import platform
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -63,21 +65,97 @@ def git_commit() -> dict[str, Any]:
 
 
 # %% notebooks/93_experiments.md: The experiment runner / Records
+RECORD_KEYS = (
+    "experiment",
+    "run",
+    "label",
+    "seed",
+    "quick",
+    "config",
+    "git",
+    "hardware",
+    "wall_time_s",
+    "final",
+    "history",
+    "finished",
+)
+
+
+def provenance() -> dict[str, Any]:
+    """{"git": ..., "hardware": ...} of this process. Chapter *The experiment runner*."""
+    return {"git": git_commit(), "hardware": hardware()}
+
+
+def make_record(
+    *,
+    experiment: str,
+    run: str,
+    label: str,
+    seed: int,
+    quick: bool,
+    config: Any,
+    final: dict[str, Any],
+    history: list[dict],
+    wall_time_s: float | None,
+    origin: dict[str, Any] | None = None,
+    **measured: Any,
+) -> dict[str, Any]:
+    """One run's record in the book's one schema. Chapter *The experiment runner*."""
+    clash = sorted(set(measured) & set(RECORD_KEYS))
+    if clash:
+        raise ValueError(f"measured values may not reuse the record's keys {clash}")
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        config = dataclasses.asdict(config)
+    origin = provenance() if origin is None else origin
+    return {
+        "experiment": experiment,
+        "run": run,
+        "label": label,
+        "seed": seed,
+        "quick": bool(quick),
+        "config": config,
+        "git": origin["git"],
+        "hardware": origin["hardware"],
+        "wall_time_s": wall_time_s,
+        "final": final,
+        **measured,
+        "history": history,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+# %% notebooks/93_experiments.md: The experiment runner / Records
 def write_record(path: str | Path, record: dict[str, Any]) -> None:
     """Write a run's record once, atomically. Defined in the chapter *The experiment runner*."""
-    atomic_write_json(path, record)
+    missing = [key for key in RECORD_KEYS if key not in record]
+    if missing:
+        raise ValueError(
+            f"record must have the keys {list(RECORD_KEYS)}; missing {missing}"
+        )
+    atomic_write_json(path, record, overwrite=False)
+
+
+def _translate(record: dict[str, Any]) -> dict[str, Any]:
+    options = (record.get("config") or {}).get("pe_options") or {}
+    if "block_size" in options and "block_dim" not in options:
+        options["block_dim"] = options.pop("block_size")
+    return record
 
 
 def load_results(name: str, results_dir: str | Path = "results") -> list[dict]:
     """An experiment's records, sorted by run. Defined in the chapter *The experiment runner*."""
     directory = Path(results_dir)
     directory = directory if directory.name == name else directory / name
-    return [json.loads(path.read_text()) for path in sorted(directory.glob("*.json"))]
+    paths = sorted(directory.glob("*.json"))
+    return [_translate(json.loads(path.read_text())) for path in paths]
 
 
 __all__ = [
     "git_commit",
     "hardware",
     "load_results",
+    "make_record",
+    "provenance",
+    "RECORD_KEYS",
     "write_record",
 ]

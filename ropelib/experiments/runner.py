@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ropelib.experiments.records import git_commit, hardware, write_record
+from ropelib.experiments.records import make_record, provenance, write_record
+from ropelib.files import exclusive_lock
 from ropelib.train.config import TrainConfig
 from ropelib.train.loop import train
 from ropelib.train.metrics import read_metrics
@@ -95,31 +94,10 @@ def experiment_runs(
 
 # %% notebooks/93_experiments.md: The experiment runner / One owner per run
 @contextlib.contextmanager
-def _run_lock(lock: Path):
-    """Yield True if this process now owns `lock` (a file holding its pid), else False."""
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):
-        try:
-            handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                owner = int(lock.read_text() or 0)
-                os.kill(owner, 0)  # raises if no such process
-            except (ValueError, ProcessLookupError, FileNotFoundError):
-                lock.unlink(missing_ok=True)  # stale: its process is gone
-                continue
-            except PermissionError:
-                pass  # a live process of another user
-            yield False
-            return
-        os.write(handle, str(os.getpid()).encode())
-        os.close(handle)
-        try:
-            yield True
-        finally:
-            lock.unlink(missing_ok=True)
-        return
-    yield False
+def run_lock(path: str | Path) -> Iterator[bool]:
+    """Yield True if this process owns the run locked by `path`. Chapter *The experiment runner*."""
+    with exclusive_lock(path) as mine:
+        yield mine
 
 
 # %% notebooks/93_experiments.md: The experiment runner / The runner
@@ -146,13 +124,13 @@ def run_experiment(
             data_dir=data_dir,
         )
         return results
-    source, machine = git_commit(), hardware()
+    origin = provenance()  # the same commit and machine for every run of this call
     for run, label, config in experiment_runs(name, quick, seeds):
         path = results / f"{run}.json"
         if path.exists():
             print(f"{name}/{run}: done already ({path})")
             continue
-        with _run_lock(checkpoints / f"{run}.lock") as mine:
+        with run_lock(checkpoints / f"{run}.lock") as mine:
             if (
                 not mine or path.exists()
             ):  # another worker trains it, or just finished it
@@ -162,44 +140,33 @@ def run_experiment(
                 continue
             print(f"{name}/{run}: training")
             _train_and_record(
-                name,
-                run,
-                label,
-                config,
-                quick,
-                checkpoints,
-                data_dir,
-                path,
-                source,
-                machine,
+                name, run, label, config, quick, checkpoints, data_dir, path, origin
             )
     return results
 
 
 # %% notebooks/93_experiments.md: The experiment runner / The runner
 def _train_and_record(
-    name, run, label, config, quick, checkpoints, data_dir, path, source, machine
+    name, run, label, config, quick, checkpoints, data_dir, path, origin
 ) -> None:
     config = dataclasses.replace(config, out_dir=str(checkpoints / run), resume=True)
     if data_dir is not None:
         config = dataclasses.replace(config, data_dir=str(data_dir))
     metrics = train(config)
-    record = {
-        "experiment": name,
-        "run": run,
-        "label": label,
-        "seed": config.seed,
-        "quick": quick,
-        "config": dataclasses.asdict(config),
-        "git": source,
-        "hardware": machine,
-        "wall_time_s": metrics["wall_time_s"],
-        "final": metrics,
-        "train_loss": metrics["train_loss"],
-        "val_loss": metrics["val_loss"],
-        "history": read_metrics(config.out_dir),
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    record = make_record(
+        experiment=name,
+        run=run,
+        label=label,
+        seed=config.seed,
+        quick=quick,
+        config=config,
+        final=metrics,
+        history=read_metrics(config.out_dir),
+        wall_time_s=metrics["wall_time_s"],
+        origin=origin,
+        train_loss=metrics["train_loss"],
+        val_loss=metrics["val_loss"],
+    )
     write_record(path, record)
 
 
@@ -211,4 +178,5 @@ __all__ = [
     "register_custom_experiment",
     "register_experiment",
     "run_experiment",
+    "run_lock",
 ]

@@ -12,6 +12,13 @@ from ropelib.experiments.records import load_results
 from ropelib.experiments.stats import mean_std
 
 
+def _summarise(values: list[float | None]) -> tuple[float, float] | None:
+    present = [
+        v for v in values if v is not None
+    ]  # None: not measured (a learned table at 4x)
+    return mean_std(present) if present else None
+
+
 def results_table(name: str, results_dir: str | Path = "results") -> tuple[str, dict]:
     """Table and dict of mean ± std over seeds. Defined in the chapter *The experiment runner*."""
     records = load_results(name, results_dir)
@@ -25,11 +32,12 @@ def results_table(name: str, results_dir: str | Path = "results") -> tuple[str, 
             "seeds": len(runs),
             "parameters": runs[0]["final"]["n_params"],
         }
-        row["train_loss"] = mean_std([r["train_loss"] for r in runs])
+        row["train_loss"] = _summarise([r["train_loss"] for r in runs])
         for k in lengths:
-            values = [r["val_loss"].get(k) for r in runs if r["val_loss"]]
-            row[f"val_loss {k}"] = mean_std([v for v in values if v is not None])
-        row["tokens_per_s"] = mean_std([r["final"]["tokens_per_s"] for r in runs])
+            row[f"val_loss {k}"] = _summarise(
+                [r["val_loss"].get(k) for r in runs if r["val_loss"]]
+            )
+        row["tokens_per_s"] = _summarise([r["final"]["tokens_per_s"] for r in runs])
         summary[label] = row
 
     def cell(value: tuple[float, float] | None, digits: int) -> str:

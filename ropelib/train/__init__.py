@@ -2,10 +2,9 @@
 
 `from ropelib.train import TrainConfig, PRESETS, train, load_model` keeps working: this package
 re-exports the public names of its modules, which are generated from the notebooks by
-`tools/export.py` (this file is written by hand). The trainer knows no experiment.
+`tools/export.py` (this file is written by hand). The trainer knows no experiment: the registry,
+runner, records, statistics and tables are in `ropelib.experiments`.
 """
-
-import importlib
 
 from ropelib.train.checkpoint import CHECKPOINT, load_checkpoint, load_model, save_checkpoint
 from ropelib.train.config import (
@@ -21,37 +20,7 @@ from ropelib.train.config import (
 )
 from ropelib.train.loop import evaluate_lengths, micro_batch, train, train_step
 from ropelib.train.metrics import METRICS, plot_metrics, read_metrics
-from ropelib.train.optim import configure_optimizer, learning_rate
-
-# Names that lived in the one-module trainer before the experiment runner became its own layer,
-# and the modules that define them now. They are forwarded on first use so that old imports keep
-# working while callers move to the new modules; the trainer itself never uses them.
-_MOVED = {
-    "Experiment": "ropelib.experiments.runner",
-    "EXPERIMENTS": "ropelib.experiments.runner",
-    "register_experiment": "ropelib.experiments.runner",
-    "register_custom_experiment": "ropelib.experiments.runner",
-    "experiment_runs": "ropelib.experiments.runner",
-    "experiment_dirs": "ropelib.experiments.runner",
-    "run_experiment": "ropelib.experiments.runner",
-    "run_lock": "ropelib.experiments.runner",
-    "hardware": "ropelib.experiments.records",
-    "git_commit": "ropelib.experiments.records",
-    "load_results": "ropelib.experiments.records",
-    "difference": "ropelib.experiments.stats",
-    "results_table": "ropelib.experiments.tables",
-    "plot_results": "ropelib.experiments.tables",
-    "_atomic_write": "ropelib.files",
-}
-
-
-def __getattr__(name: str):
-    if name not in _MOVED:
-        raise AttributeError(f"module 'ropelib.train' has no attribute {name!r}")
-    importlib.import_module("ropelib.experiments")  # registers every experiment
-    module = importlib.import_module(_MOVED[name])
-    return getattr(module, "atomic_write" if name == "_atomic_write" else name)
-
+from ropelib.train.optim import configure_optimizer, learning_rate, parameter_groups
 
 __all__ = [
     "CHECKPOINT",
@@ -67,6 +36,7 @@ __all__ = [
     "micro_batch",
     "MODEL_FIELDS",
     "model_config",
+    "parameter_groups",
     "plot_metrics",
     "PRESETS",
     "read_metrics",

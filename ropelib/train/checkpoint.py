@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ropelib.files import atomic_write
+from ropelib.model import ConfigError
 from ropelib.train.config import TrainConfig, model_config
 
 CHECKPOINT = "checkpoint.json"
@@ -97,16 +98,16 @@ def load_checkpoint(out_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict]
         tensor_path = Path(out_dir) / state["tensors"]
         expected = state["sha256"]
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
-        raise ValueError(
+        raise ConfigError(
             f"checkpoint {path} is corrupted or truncated ({error}); {fix}"
         ) from None
     if not tensor_path.exists():
-        raise ValueError(
+        raise ConfigError(
             f"checkpoint {path} names {tensor_path.name}, which is missing; {fix}"
         )
     data = tensor_path.read_bytes()
     if len(data) != state.get("bytes") or hashlib.sha256(data).hexdigest() != expected:
-        raise ValueError(f"checkpoint {tensor_path} is corrupted or truncated; {fix}")
+        raise ConfigError(f"checkpoint {tensor_path} is corrupted or truncated; {fix}")
     return load(data), state
 
 
@@ -134,7 +135,7 @@ def load_model(
 
     checkpoint = load_checkpoint(out_dir)
     if checkpoint is None:
-        raise ValueError(f"no checkpoint in {out_dir}: train the run first")
+        raise ConfigError(f"no checkpoint in {out_dir}: train the run first")
     tensors, state = checkpoint
     saved = {
         k: v

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 import ropelib.schemes  # noqa: F401  (registers the book's position schemes, which `pe` names)
+from ropelib.model import ConfigError
 
 SCHEDULES = ("cosine", "step")
 DEVICES = ("auto", "cpu", "cuda")
@@ -85,7 +87,8 @@ class TrainConfig:
     dtype: str = "auto"
     compile: bool = False
     out_dir: str = "runs/train"
-    resume: bool = False
+    resume: bool = False  # continue the run in out_dir from its checkpoint
+    overwrite: bool = False  # a fresh run may replace the run in out_dir
     progress: bool = True
 
     def __post_init__(self):
@@ -101,11 +104,11 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is tuple:
         if not isinstance(value, (tuple, list)):
-            raise ValueError(
+            raise ConfigError(
                 f"{name} must be a sequence of {args[0].__name__}, got {value!r}"
             )
         if args[-1] is not Ellipsis and len(value) != len(args):
-            raise ValueError(
+            raise ConfigError(
                 f"{name} must have {len(args)} values, got {len(value)}: {value!r}"
             )
         return tuple(_coerce(name, args[0], item) for item in value)
@@ -118,12 +121,12 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
         return float(value)
     if hint in (str, dict) and isinstance(value, hint):
         return value
-    raise ValueError(f"{name} must be of type {hint.__name__}, got {value!r}")
+    raise ConfigError(f"{name} must be of type {hint.__name__}, got {value!r}")
 
 
 def _require(ok: bool, name: str, accepted: str, value: Any) -> None:
     if not ok:
-        raise ValueError(f"{name} must be {accepted}, got {value!r}")
+        raise ConfigError(f"{name} must be {accepted}, got {value!r}")
 
 
 # %% notebooks/92_trainer.md: The trainer / One configuration
@@ -183,7 +186,7 @@ def _validate(config: TrainConfig) -> None:
     readable = os.path.isfile(c.corpus) and os.access(c.corpus, os.R_OK)
     accepted = f"one of {', '.join(CORPORA)} or the path of a readable text file"
     _require(c.corpus in CORPORA or readable, "corpus", accepted, c.corpus)
-    model_config(c, c.vocab_size)  # the model checks its own fields (pe, head_dim, ...)
+    _check_model(c)
 
 
 # %% notebooks/92_trainer.md: The trainer / One configuration
@@ -193,6 +196,23 @@ def model_config(config: TrainConfig, vocab_size: int):
 
     fields = {name: getattr(config, name) for name in MODEL_FIELDS}
     return GPTConfig(vocab_size=vocab_size, **fields)
+
+
+def _check_model(config: TrainConfig) -> None:
+    # The model checks its fields (pe, head_dim, ...); building the scheme, for the model and
+    # for one layer, checks what only its constructor can (the values of pe_options). The
+    # random state is restored, so that checking a configuration never changes a run.
+    try:
+        gpt = model_config(config, config.vocab_size)
+        with torch.random.fork_rng(devices=[]):
+            for layer in (None, 0):
+                gpt.build_scheme(layer)
+    except ConfigError:
+        raise
+    except (
+        ValueError
+    ) as error:  # a scheme that rejects its options with a plain ValueError
+        raise ConfigError(f"pe_options: {error}") from error
 
 
 # %% notebooks/92_trainer.md: The trainer / Presets
@@ -245,7 +265,7 @@ def _parse_value(name: str, hint: Any, text: str) -> Any:
             return True
         if lowered in ("0", "false", "no", "off"):
             return False
-        raise ValueError(f"--{name} must be true or false, got {text!r}")
+        raise ConfigError(f"--{name} must be true or false, got {text!r}")
     if hint is dict:
         try:
             value = json.loads(text)
@@ -253,7 +273,7 @@ def _parse_value(name: str, hint: Any, text: str) -> Any:
             value = None
         if not isinstance(value, dict):
             example = "'{\"key\": 1}'"
-            raise ValueError(
+            raise ConfigError(
                 f"--{name} must be a JSON object such as {example}, got {text!r}"
             )
         return value
@@ -266,7 +286,7 @@ def _parse_value(name: str, hint: Any, text: str) -> Any:
                 return int(number)
             return number
         except (ValueError, OverflowError):
-            raise ValueError(
+            raise ConfigError(
                 f"--{name} must be {hint.__name__}, got {text!r}"
             ) from None
     return text
@@ -281,7 +301,7 @@ def config_from_args(args: Sequence[str], **defaults: Any) -> TrainConfig:
     while args:
         arg = args.pop(0)
         if not arg.startswith("--") or arg == "--":
-            raise ValueError(f"expected --key=value, got {arg!r}")
+            raise ConfigError(f"expected --key=value, got {arg!r}")
         key, has_value, value = arg[2:].partition("=")
         key = key.replace("-", "_")
         if not has_value and args and not args[0].startswith("--"):
@@ -291,24 +311,24 @@ def config_from_args(args: Sequence[str], **defaults: Any) -> TrainConfig:
     presets = [value for key, value in pairs if key == "preset"]
     if presets:
         if presets[-1] not in PRESETS:
-            raise ValueError(
+            raise ConfigError(
                 f"preset must be one of {', '.join(PRESETS)}, got {presets[-1]!r}"
             )
         overrides = {**PRESETS[presets[-1]], **overrides}
     for key, value in pairs:
         if key == "preset":
             if value is None:
-                raise ValueError("--preset needs a value, e.g. --preset=cpu-small")
+                raise ConfigError("--preset needs a value, e.g. --preset=cpu-small")
             continue
         if key not in hints:
             close = difflib.get_close_matches(key, [*hints, "preset"], n=1)
             hint = f" (did you mean --{close[0]}?)" if close else ""
-            raise ValueError(
+            raise ConfigError(
                 f"unknown option --{key}{hint}; see `python -m ropelib train --help`"
             )
         if value is None:
             if hints[key] is not bool:
-                raise ValueError(f"--{key} needs a value: --{key}=VALUE")
+                raise ConfigError(f"--{key} needs a value: --{key}=VALUE")
             value = "true"
         overrides[key] = _parse_value(key, hints[key], value)
     return TrainConfig(**overrides)

@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ropelib.model import ConfigError
 from ropelib.train.checkpoint import save_checkpoint
 from ropelib.train.config import TrainConfig
 from ropelib.train.metrics import METRICS, _append, plot_metrics, read_metrics
 from ropelib.train.optim import learning_rate
-from ropelib.train.run import _device, _distributed_env, _Run, _start_run
+from ropelib.train.run import _device, _distributed_env, _own_out_dir, _Run, _start_run
 
 
 # %% notebooks/03_training.md: Training / Batches that do not depend on how they are computed
@@ -111,17 +112,20 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
     rank, world, local_rank = _distributed_env()
     if config.grad_accum % world:
-        raise ValueError(
+        raise ConfigError(
             f"grad_accum={config.grad_accum} must be a multiple of WORLD_SIZE={world}"
         )
     device = _device(config, local_rank)
-    if world > 1:
-        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
-    try:
-        return _train(config, rank, world, device)
-    finally:
+    with _own_out_dir(config, rank):  # one trainer per out_dir, and no silent overwrite
         if world > 1:
-            dist.destroy_process_group()
+            dist.init_process_group(
+                backend="nccl" if device.startswith("cuda") else "gloo"
+            )
+        try:
+            return _train(config, rank, world, device)
+        finally:
+            if world > 1:
+                dist.destroy_process_group()
 
 
 # %% notebooks/03_training.md: Training / The loop

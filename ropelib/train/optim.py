@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -26,18 +27,36 @@ def learning_rate(config: TrainConfig, iteration: int) -> float:
 
 
 # %% notebooks/03_training.md: Training / The optimiser
+def parameter_groups(
+    model: torch.nn.Module, weight_decay: float
+) -> list[dict[str, Any]]:
+    """AdamW groups: rank >= 2 decays unless in no_weight_decay(). Chapter *Training*."""
+    exempt: set[int] = set()
+    for prefix, module in model.named_modules():
+        listed = getattr(module, "no_weight_decay", None)
+        if not callable(listed):
+            continue
+        for name in listed():
+            try:
+                exempt.add(id(module.get_parameter(name)))
+            except AttributeError:
+                owner = prefix or type(model).__name__
+                message = f"{owner}.no_weight_decay() names {name!r}, which is no parameter of it"
+                raise ValueError(message) from None
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in parameters if p.dim() >= 2 and id(p) not in exempt]
+    keep = [p for p in parameters if p.dim() < 2 or id(p) in exempt]
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": keep, "weight_decay": 0.0},
+    ]
+
+
 def configure_optimizer(
     model: torch.nn.Module, config: TrainConfig
 ) -> torch.optim.AdamW:
-    """AdamW that decays only parameters with dim >= 2. Defined in the chapter *Training*."""
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {
-            "params": [p for p in parameters if p.dim() >= 2],
-            "weight_decay": config.weight_decay,
-        },
-        {"params": [p for p in parameters if p.dim() < 2], "weight_decay": 0.0},
-    ]
+    """AdamW over `parameter_groups`. Defined in the chapter *Training*."""
+    groups = parameter_groups(model, config.weight_decay)
     fused = next(model.parameters()).device.type == "cuda"
     return torch.optim.AdamW(
         groups, lr=config.lr, betas=config.betas, fused=fused or None
@@ -47,4 +66,5 @@ def configure_optimizer(
 __all__ = [
     "configure_optimizer",
     "learning_rate",
+    "parameter_groups",
 ]

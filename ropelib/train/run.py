@@ -10,7 +10,7 @@ import dataclasses
 import json
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,10 +18,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from ropelib.files import exclusive_lock
+from ropelib.model import ConfigError
 from ropelib.train.checkpoint import CHECKPOINT, _restore, load_checkpoint
 from ropelib.train.config import TrainConfig, model_config
 from ropelib.train.metrics import METRICS, _reset_metrics
 from ropelib.train.optim import configure_optimizer
+
+LOCK = ".lock"  # in out_dir: held by the trainer that writes there
 
 
 def _distributed_env() -> tuple[int, int, int]:
@@ -31,7 +35,7 @@ def _distributed_env() -> tuple[int, int, int]:
 
 def _device(config: TrainConfig, local_rank: int) -> str:
     if config.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
+        raise ConfigError(
             "device 'cuda' was requested but torch.cuda.is_available() is False"
         )
     if config.device == "cpu" or not torch.cuda.is_available():
@@ -75,7 +79,7 @@ def _load_data(config: TrainConfig, rank: int, world: int):
     for split in ("train", "val"):
         size = len(getattr(data, split))
         if size < config.block_size + 2:
-            raise ValueError(
+            raise ConfigError(
                 f"block_size={config.block_size} is longer than the {split} split of "
                 f"corpus {config.corpus!r} ({size} tokens); use a smaller block_size"
             )
@@ -125,11 +129,19 @@ def _initial_state(config: TrainConfig) -> dict[str, Any]:
 
 # %% notebooks/92_trainer.md: The trainer / Setting up a run
 def _check_resumable(config: TrainConfig, saved: dict, out_dir: Path) -> None:
-    free = {"resume", "progress", "compile", "device", "out_dir", "data_dir"}
+    free = {
+        "resume",
+        "overwrite",
+        "progress",
+        "compile",
+        "device",
+        "out_dir",
+        "data_dir",
+    }
     current = json.loads(json.dumps(dataclasses.asdict(config)))
     for name, value in current.items():
         if name not in free and saved.get(name) != value:
-            raise ValueError(
+            raise ConfigError(
                 f"cannot resume: {name}={value!r} differs from {saved.get(name)!r} in the "
                 f"checkpoint in {out_dir}; use another out_dir or the same {name}"
             )
@@ -192,4 +204,29 @@ def _start_run(config: TrainConfig, rank: int, world: int, device: str) -> _Run:
     )
 
 
-__all__: list[str] = []
+# %% notebooks/92_trainer.md: The trainer / One trainer per directory
+@contextlib.contextmanager
+def _own_out_dir(config: TrainConfig, rank: int) -> Iterator[None]:
+    if rank != 0:  # process 0 holds the directory for every process of the run
+        yield
+        return
+    out_dir = Path(config.out_dir)
+    with exclusive_lock(out_dir / LOCK) as mine:
+        if not mine:
+            raise ConfigError(
+                f"out_dir {out_dir} is in use by another live trainer; "
+                "wait for it to finish or choose another out_dir"
+            )
+        existing = [name for name in (CHECKPOINT, METRICS) if (out_dir / name).exists()]
+        existing += sorted(p.name for p in out_dir.glob("checkpoint-*.safetensors"))
+        if existing and not (config.resume or config.overwrite):
+            raise ConfigError(
+                f"out_dir {out_dir} already holds a run ({', '.join(existing)}); continue it "
+                "with --resume=true or start it again with --overwrite=true"
+            )
+        yield
+
+
+__all__ = [
+    "LOCK",
+]
