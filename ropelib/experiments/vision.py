@@ -43,6 +43,7 @@ from ropelib.vision import (
 _Digits = tuple[Tensor, Tensor, Tensor, Tensor]
 
 
+# %% notebooks/07_comrope_vision.md: ComRoPE on images / Training with perturbed positions
 @contextlib.contextmanager
 def torch_threads(threads: int | None):
     """Run with `threads` torch threads, restored after: *ComRoPE on images*."""
@@ -226,7 +227,7 @@ def _accuracy_by_group(records: list[dict]) -> tuple[list[int], dict]:
         for s, a in r["final"]["accuracy"].items():
             groups.setdefault(key, {}).setdefault(int(s), []).append(100.0 * a)
     order = {name: i for i, name in enumerate(METHODS + PERTURBATIONS)}
-    keys = sorted(groups, key=lambda k: (order.get(k[0], 99), k, order.get(k[1], 99)))
+    keys = sorted(groups, key=lambda k: (order.get(k[0], 99), order.get(k[1], 99), k))
     return sizes, {k: groups[k] for k in keys}
 
 
