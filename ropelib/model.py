@@ -243,6 +243,11 @@ class LayerCache:
 
 # %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The model
 class CausalSelfAttention(nn.Module):
+    """Causal self-attention with the scheme's hooks at its fixed points.
+
+    Defined in the chapter *A GPT-2 with pluggable position schemes*.
+    """
+
     def __init__(self, config: GPTConfig, layer: int) -> None:
         super().__init__()
         self.n_head, self.dropout = config.n_head, config.dropout
@@ -281,6 +286,11 @@ class CausalSelfAttention(nn.Module):
 
 # %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The model
 class MLP(nn.Module):
+    """GPT-2's MLP: C -> 4C -> C with a tanh-approximated GELU.
+
+    Defined in the chapter *A GPT-2 with pluggable position schemes*.
+    """
+
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
@@ -292,6 +302,11 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
+    """A pre-LayerNorm transformer block: attention, then the MLP.
+
+    Defined in the chapter *A GPT-2 with pluggable position schemes*.
+    """
+
     def __init__(self, config: GPTConfig, layer: int) -> None:
         super().__init__()
         self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)

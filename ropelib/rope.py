@@ -2,6 +2,11 @@
 
 # %% notebooks/01_rope.md: Rotary position embeddings from first principles / Many dimensions:
 #    one rotation per pair
+"""Rotary position embedding: query and key pairs rotated by angles proportional to position.
+
+Standalone: imports torch only. `RotaryEmbedding` for a model, `apply_rope` for one call.
+"""
+
 from __future__ import annotations
 
 import math
@@ -281,8 +286,8 @@ def half_split_permutation(head_dim: int) -> Tensor:
     """Indices `perm` with `x_half[..., perm]` = the interleaved layout of a half-split vector.
 
     Apply it to the rows of each head of W_q and W_k to move a checkpoint from half-split
-    (GPT-NeoX, HF LLaMA) to interleaved RoPE; `perm.argsort()` goes back. Derived in
-    notebooks/01_rope.md.
+    (GPT-NeoX, HF LLaMA) to interleaved RoPE; `perm.argsort()` goes back. Derived in the
+    chapter *Rotary position embeddings from first principles*.
     """
     half = _check_even("head_dim", head_dim) // 2
     j = torch.arange(half, device="cpu")

@@ -60,6 +60,8 @@ def xpos_scales(
     return torch.cat((scale, scale), dim=-1)
 
 
+# %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / xPos: a rotation with a
+#    decay
 def _scaled(
     x: Tensor, positions: Tensor, centre: Tensor, sign: float, xpos: XPos
 ) -> Tensor:
