@@ -166,7 +166,7 @@ class VisionConfig:
 
 
 # %% notebooks/07_comrope_vision.md: ComRoPE on images / The ViT
-INTEGER_FIELDS = ("image_size", "patch_size", "dim", "depth", "heads", "mlp_ratio")
+_INTEGER_FIELDS = ("image_size", "patch_size", "dim", "depth", "heads", "mlp_ratio")
 
 
 def _check_config(config: VisionConfig) -> None:
@@ -179,7 +179,7 @@ def _check_config(config: VisionConfig) -> None:
         raise ValueError(
             f"perturbation must be one of {accepted}, got {config.perturbation!r}"
         )
-    for name in (*INTEGER_FIELDS, "epochs", "batch_size"):
+    for name in (*_INTEGER_FIELDS, "epochs", "batch_size"):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -303,7 +303,6 @@ def evaluate_accuracy(
 __all__ = [
     "AbsolutePositionEmbedding",
     "evaluate_accuracy",
-    "INTEGER_FIELDS",
     "load_digits_split",
     "METHODS",
     "patch_positions",
