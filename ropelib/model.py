@@ -140,6 +140,7 @@ def _check_scheme_config(cls: type[PositionScheme], config: GPTConfig) -> None:
 
 
 # %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The scheme's interface
+@register_scheme("none")
 class PositionScheme(nn.Module):
     """Where position enters the model; every hook is the identity (NoPE).
 
@@ -205,9 +206,6 @@ class PositionScheme(nn.Module):
     def output(self, y: Tensor, positions: Tensor) -> Tensor:
         """Attention outputs `[B, H, T, D]` of the queries at `positions`, before `c_proj`."""
         return y
-
-
-register_scheme("none")(PositionScheme)
 
 
 # %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The model
