@@ -17,18 +17,12 @@ from ropelib.rope import apply_rotary, rope_frequencies
 # %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / One axis: ComRoPE is RoPE in
 #    a learned basis
 def skew(P: Tensor) -> Tensor:
-    """The skew-symmetric part `P - Pᵀ` of a batch of square matrices.
-
-    Derived in the chapter *The RoPE Equation and ComRoPE*.
-    """
+    """The skew part `P - Pᵀ`. Chapter *The RoPE Equation and ComRoPE*."""
     return P - P.transpose(-1, -2)
 
 
 def skew_schur(S: Tensor) -> tuple[Tensor, Tensor]:
-    """Real Schur form `S = V diag(λ_l J) Vᵀ` of skew `S [..., b, b]`: `(V, λ ≥ 0)`.
-
-    Derived in the chapter *The RoPE Equation and ComRoPE*.
-    """
+    """`(V, λ)`: S = V diag(λJ) Vᵀ. Chapter *The RoPE Equation and ComRoPE*."""
     # not differentiable at repeated λ: eigh's backward divides by eigenvalue gaps
     b = S.shape[-1]
     if b % 2 or S.dim() < 2 or S.shape[-2] != b:
@@ -47,10 +41,7 @@ def skew_schur(S: Tensor) -> tuple[Tensor, Tensor]:
 def axial_frequencies(
     head_dim: int, n_axes: int = 1, block_dim: int = 2, base: float = 10000.0
 ) -> Tensor:
-    """RoPE's rates dealt out to axes, float64 `[head_dim / 2]` (block j: axis j mod N).
-
-    Derived in the chapter *The RoPE Equation and ComRoPE*.
-    """
+    """RoPE's rates dealt out to axes. Chapter *The RoPE Equation and ComRoPE*."""
     n_blocks, half = head_dim // block_dim, block_dim // 2
     if n_blocks * block_dim != head_dim or block_dim % 2 or n_axes < 1:
         raise ValueError(
@@ -93,13 +84,14 @@ def _as_bhtd(x: object, name: str, layout: str, head_dim: int, n_heads: int | No
 
 
 def _as_positions(positions: object, n_axes: int, device: torch.device) -> Tensor:
-    """float64 `[..., N]` for the maths (`rotation`, `angles`); `[T]` is `[T, 1]` if N = 1."""
+    """float64 `[..., N]` for `rotation` and `angles`; `[T]` is `[T, 1]` when N = 1."""
     positions = torch.as_tensor(positions, device=device)
     if n_axes == 1 and positions.dim() <= 1:
         positions = positions[..., None]
     if positions.shape[-1] != n_axes:
         raise ValueError(
-            f"positions must end in n_axes = {n_axes}, got shape {tuple(positions.shape)}"
+            f"positions must end in n_axes = {n_axes}, "
+            f"got shape {tuple(positions.shape)}"
         )
     return positions.to(torch.float64)
 
@@ -200,10 +192,7 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 class AxialRoPE(_PositionalRotation):
-    """RoPE for N-D positions: pair j turns by x_{j mod N} λ_{⌊j/N⌋}; nothing learned.
-
-    Derived in the chapter *The RoPE Equation and ComRoPE*.
-    """
+    """Axial RoPE for N-D positions. Chapter *The RoPE Equation and ComRoPE*."""
 
     def __init__(
         self,
@@ -419,10 +408,7 @@ class _RotateByLearnedAngles(torch.autograd.Function):
 
 # %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / The four learned schemes
 class ComRoPEAP(_SpectralRotation):
-    """ComRoPE-AP: block j is a trained skew matrix used by axis j mod N only.
-
-    Derived in the chapter *The RoPE Equation and ComRoPE*.
-    """
+    """ComRoPE-AP (axial partition). Chapter *The RoPE Equation and ComRoPE*."""
 
     one_block_per_axis = True
 
@@ -440,10 +426,7 @@ class ComRoPEAP(_SpectralRotation):
 
 # %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / The four learned schemes
 class ComRoPELD(_SpectralRotation):
-    """ComRoPE-LD: block j of axis i is θ_ij S_j, one trained skew matrix per block.
-
-    Derived in the chapter *The RoPE Equation and ComRoPE*.
-    """
+    """ComRoPE-LD (linearly dependent). Chapter *The RoPE Equation and ComRoPE*."""
 
     def _init_parameters(self) -> None:
         super()._init_parameters()
@@ -470,10 +453,7 @@ class ComRoPELD(_SpectralRotation):
 
 # %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / The four learned schemes
 class RoPEMixed(ComRoPELD):
-    """RoPE-Mixed: LD with 2×2 blocks, i.e. learned frequencies per axis and pair.
-
-    Derived in the chapter *The RoPE Equation and ComRoPE*.
-    """
+    """RoPE-Mixed: LD with 2×2 blocks. Chapter *The RoPE Equation and ComRoPE*."""
 
     def __init__(self, head_dim: int, *, block_dim: int = 2, **options) -> None:
         if block_dim != 2:
@@ -484,10 +464,7 @@ class RoPEMixed(ComRoPELD):
 
 # %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / The four learned schemes
 class LieRE(_AngleMatrices):
-    """LieRE: free skew blocks per axis, which do not commute; R(x) by matrix_exp.
-
-    Derived in the chapter *The RoPE Equation and ComRoPE*.
-    """
+    """LieRE: non-commuting generators. Chapter *The RoPE Equation and ComRoPE*."""
 
     commuting = False
     one_block_per_axis = True

@@ -16,7 +16,7 @@ ANGLE_MATRIX_SCHEMES = ("comrope-ap", "comrope-ld", "rope-mixed", "liere")
 
 @register_experiment("comrope-text", seeds=3)
 def comrope_text_experiment(quick: bool) -> dict[str, TrainConfig]:
-    """ComRoPE-AP and -LD (b = 2, 4, 8) against RoPE on Shakespeare, cpu-small scale."""
+    """ComRoPE-AP/LD against RoPE on text. Chapter *The RoPE Equation and ComRoPE*."""
     base = dict(PRESETS["cpu-tiny" if quick else "cpu-small"])
     if quick:
         base.update(max_iters=6, eval_interval=3)
@@ -30,7 +30,7 @@ def comrope_text_experiment(quick: bool) -> dict[str, TrainConfig]:
 
 # %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / Experiment: ComRoPE on text
 def upgrade_config(config: dict) -> dict:
-    """A stored run's config, the old `pe_options.block_size` read as `block_dim`."""
+    """Old `block_size` read as `block_dim`. Chapter *The RoPE Equation and ComRoPE*."""
     options = dict(config.get("pe_options") or {})
     if config.get("pe") in ANGLE_MATRIX_SCHEMES and "block_size" in options:
         options["block_dim"] = options.pop("block_size")
@@ -39,7 +39,7 @@ def upgrade_config(config: dict) -> dict:
 
 
 def load_comrope_text_results(results_dir: str | Path = "results") -> list[dict]:
-    """The stored comrope-text records, with their configs in today's option names."""
+    """comrope-text records, upgraded. Chapter *The RoPE Equation and ComRoPE*."""
     records = load_results("comrope-text", results_dir)
     return [
         {**record, "config": upgrade_config(record["config"])} for record in records

@@ -105,22 +105,30 @@ class _AngleMatrixScheme(PositionScheme):
 # %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / In the GPT harness
 @register_scheme("comrope-ap")
 class ComRoPEAPScheme(_AngleMatrixScheme):
+    """comrope-ap in the GPT. Chapter *The RoPE Equation and ComRoPE*."""
+
     method = ComRoPEAP
 
 
 @register_scheme("comrope-ld")
 class ComRoPELDScheme(_AngleMatrixScheme):
+    """comrope-ld in the GPT. Chapter *The RoPE Equation and ComRoPE*."""
+
     method = ComRoPELD
 
 
 @register_scheme("rope-mixed")
 class RoPEMixedScheme(_AngleMatrixScheme):
+    """rope-mixed in the GPT. Chapter *The RoPE Equation and ComRoPE*."""
+
     method = RoPEMixed
     default_block_dim = 2
 
 
 @register_scheme("liere")
 class LieREScheme(_AngleMatrixScheme):
+    """liere in the GPT. Chapter *The RoPE Equation and ComRoPE*."""
+
     method = LieRE
 
 
