@@ -67,9 +67,10 @@ def test_shakespeare_is_the_gutenberg_texts():
 
 
 def test_bible_loads_or_says_how_to_install(monkeypatch):
-    import ropelib.data
+    import ropelib.data.corpora
+    import ropelib.data.tokens
 
-    monkeypatch.setattr(ropelib.data.shutil, "which", lambda name: None)
+    monkeypatch.setattr(ropelib.data.corpora.shutil, "which", lambda name: None)
     with pytest.raises(ValueError, match="apt-get install bible-kjv"):
         load_text("bible")
 
@@ -152,7 +153,8 @@ def test_load_hf_text_bad_inputs(jsonl_file, tmp_path):
 
 
 def test_hf_corpora_use_the_same_loader(monkeypatch, jsonl_file):
-    import ropelib.data
+    import ropelib.data.corpora
+    import ropelib.data.tokens
 
     calls = []
 
@@ -160,7 +162,7 @@ def test_hf_corpora_use_the_same_loader(monkeypatch, jsonl_file):
         calls.append((path_or_name, kwargs))
         return load_hf_text("json", data_files=jsonl_file, max_documents=kwargs["max_documents"])
 
-    monkeypatch.setattr(ropelib.data, "load_hf_text", fake_load_hf_text)
+    monkeypatch.setattr(ropelib.data.corpora, "load_hf_text", fake_load_hf_text)
     assert load_text("tinystories", max_documents=1) == "document 0\nsecond line"
     load_text("wikitext103")
     load_text("openwebtext", max_documents=5)
@@ -307,7 +309,8 @@ def test_file_corpora_are_keyed_by_content(tmp_path, corpus_file):
 
 
 def test_named_corpora_are_keyed_by_name_and_slice(tmp_path, jsonl_file, monkeypatch):
-    import ropelib.data
+    import ropelib.data.corpora
+    import ropelib.data.tokens
 
     loads = []
 
@@ -315,7 +318,7 @@ def test_named_corpora_are_keyed_by_name_and_slice(tmp_path, jsonl_file, monkeyp
         loads.append((corpus, max_documents))
         return load_hf_text("json", data_files=jsonl_file, max_documents=max_documents)
 
-    monkeypatch.setattr(ropelib.data, "load_text", fake_load_text)
+    monkeypatch.setattr(ropelib.data.tokens, "load_text", fake_load_text)
     data = prepare_dataset("tinystories", "char", data_dir=tmp_path, max_documents=3)
     assert data.directory.name == "tinystories-first3-char" and data.corpus == "tinystories"
     whole = data.tokenizer.decode(np.concatenate([data.train, data.val]))
@@ -361,22 +364,23 @@ def test_damaged_cache_is_rebuilt(tmp_path, corpus_file, damage):
 
 
 def test_interrupted_build_leaves_no_trusted_cache(tmp_path, corpus_file, monkeypatch):
-    import ropelib.data
+    import ropelib.data.corpora
+    import ropelib.data.tokens
 
-    original = ropelib.data.atomic_write
+    original = ropelib.data.tokens.atomic_write
 
     def crash_on_val(path, data):
         if Path(path).name == "val.bin":
             raise KeyboardInterrupt
         original(path, data)
 
-    monkeypatch.setattr(ropelib.data, "atomic_write", crash_on_val)
+    monkeypatch.setattr(ropelib.data.tokens, "atomic_write", crash_on_val)
     with pytest.raises(KeyboardInterrupt):
         prepare_dataset(corpus_file, "char", data_dir=tmp_path / "cache")
     (directory,) = (tmp_path / "cache").iterdir()
     assert (directory / "train.bin").exists() and not (directory / "val.bin").exists()
     assert not (directory / "meta.json").exists() and not list(directory.glob("*.tmp"))
-    monkeypatch.setattr(ropelib.data, "atomic_write", original)
+    monkeypatch.setattr(ropelib.data.tokens, "atomic_write", original)
     data = prepare_dataset(corpus_file, "char", data_dir=tmp_path / "cache")
     assert data.tokenizer.decode(np.concatenate([data.train, data.val])) == TEXT
 

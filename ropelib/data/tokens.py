@@ -1,0 +1,247 @@
+# generated from notebooks/91_data.md by tools/export.py, do not edit
+
+# %% notebooks/91_data.md: The data pipeline / Token files
+"""Token files: a corpus tokenized once, cached on disk and memory-mapped, split by position."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ropelib.data.corpora import CORPORA, HF_CORPORA, _check_positive_int, load_text
+from ropelib.data.tokenizers import (
+    _BYTE_ALPHABET,
+    BPETokenizer,
+    CharTokenizer,
+    load_tokenizer,
+    train_bpe,
+)
+from ropelib.files import atomic_write
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """The dtype of stored token ids: uint16 when vocab_size < 2**16, else uint32.
+
+    Defined in the chapter *The data pipeline*.
+    """
+    vocab_size = _check_positive_int("vocab_size", vocab_size)
+    if vocab_size >= 2**32:
+        raise ValueError(f"vocab_size must be below 2**32, got {vocab_size}")
+    return np.dtype(np.uint16) if vocab_size < 2**16 else np.dtype(np.uint32)
+
+
+# %% notebooks/91_data.md: The data pipeline / Token files
+TOKENIZERS = ("bpe", "char")
+_CACHE_FORMAT = 1
+
+
+@dataclass
+class TokenData:
+    """A tokenized corpus: memory-mapped `train` and `val` ids and the tokenizer that made them.
+
+    Defined in the chapter *The data pipeline*.
+    """
+
+    train: np.ndarray
+    val: np.ndarray
+    vocab_size: int
+    tokenizer: CharTokenizer | BPETokenizer
+    corpus: str
+    directory: Path | None = None
+
+
+# %% notebooks/91_data.md: The data pipeline / Token files
+def _cache_name(
+    corpus: str,
+    text: str | None,
+    tokenizer: str,
+    vocab_size: int,
+    val_fraction: float,
+    max_documents: int | None,
+) -> str:
+    if corpus in CORPORA:
+        key = corpus if max_documents is None else f"{corpus}-first{max_documents}"
+    else:  # a file: its name for people, a hash of its content for correctness
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(corpus).stem) or "text"
+        key = f"{stem}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    name = f"{key}-{tokenizer}" + (f"-{vocab_size}" if tokenizer == "bpe" else "")
+    return name if val_fraction == 0.1 else f"{name}-val{val_fraction:g}"
+
+
+# %% notebooks/91_data.md: The data pipeline / Token files
+def _read_cache(directory: Path) -> dict | None:
+    # The cache's metadata when every file it lists is present with the recorded size, else None.
+    meta_path = directory / "meta.json"
+    if not meta_path.exists():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        itemsize = np.dtype(meta["dtype"]).itemsize
+        problems = [
+            name
+            for name, size in meta["files"].items()
+            if not (directory / name).is_file()
+            or (directory / name).stat().st_size != size
+        ]
+        for split in ("train", "val"):
+            if meta["files"][f"{split}.bin"] != meta[f"{split}_tokens"] * itemsize:
+                problems.append(f"{split}.bin")
+        ok = meta["format"] == _CACHE_FORMAT and not problems
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        problems, ok = [f"meta.json ({error})"], False
+    if not ok:
+        warnings.warn(
+            f"the data cache {directory} is incomplete or corrupt ({', '.join(problems)}); "
+            "rebuilding it",
+            stacklevel=3,
+        )
+        return None
+    return meta
+
+
+# %% notebooks/91_data.md: The data pipeline / Token files
+def _build_cache(
+    directory: Path,
+    text: str,
+    corpus: str,
+    tokenizer: str,
+    vocab_size: int,
+    val_fraction: float,
+) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "meta.json").unlink(
+        missing_ok=True
+    )  # invalid until the new files are complete
+    if tokenizer == "bpe":
+        tok = train_bpe(text[: int(len(text) * (1 - val_fraction))] or text, vocab_size)
+    else:
+        tok = CharTokenizer(text)
+    dtype = token_dtype(tok.vocab_size)
+    tokens = np.asarray(tok.encode(text), dtype=dtype)
+    val_tokens = int(len(tokens) * val_fraction)
+    if val_tokens < 1 or val_tokens == len(tokens):
+        raise ValueError(
+            f"val_fraction={val_fraction} of {len(tokens)} tokens leaves an empty split; "
+            "use a larger corpus"
+        )
+    splits = {"train.bin": tokens[:-val_tokens], "val.bin": tokens[-val_tokens:]}
+    tok.save(directory / "tokenizer.json")
+    for name, array in splits.items():
+        atomic_write(
+            directory / name, memoryview(np.ascontiguousarray(array)).cast("B")
+        )
+    meta = {
+        "format": _CACHE_FORMAT,
+        "corpus": corpus,
+        "tokenizer": tokenizer,
+        "vocab_size": tok.vocab_size,
+        "requested_vocab_size": vocab_size if tokenizer == "bpe" else None,
+        "dtype": dtype.name,
+        "val_fraction": val_fraction,
+        "text_bytes": len(text.encode()),
+        "train_tokens": int(len(tokens) - val_tokens),
+        "val_tokens": val_tokens,
+        "files": {
+            name: (directory / name).stat().st_size
+            for name in ("tokenizer.json", "train.bin", "val.bin")
+        },
+    }
+    atomic_write(directory / "meta.json", json.dumps(meta, indent=1).encode())
+
+
+# %% notebooks/91_data.md: The data pipeline / Token files
+def _check_dataset_arguments(
+    corpus: str,
+    tokenizer: str,
+    vocab_size: int,
+    data_dir: str | Path,
+    val_fraction: float,
+    max_documents: int | None,
+) -> int:
+    # The arguments of prepare_dataset, checked before any text is read; the vocabulary size.
+    if tokenizer not in TOKENIZERS:
+        raise ValueError(f"tokenizer must be one of {TOKENIZERS}, got {tokenizer!r}")
+    if tokenizer == "bpe":
+        vocab_size = _check_positive_int("vocab_size", vocab_size)
+        if vocab_size < _BYTE_ALPHABET:
+            raise ValueError(
+                f"vocab_size must be at least {_BYTE_ALPHABET} for tokenizer='bpe', "
+                f"got {vocab_size}"
+            )
+        token_dtype(vocab_size)  # checks the upper bound
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)):
+        raise ValueError(
+            f"val_fraction must be a number in (0, 1), got {val_fraction!r}"
+        )
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    if not isinstance(data_dir, (str, os.PathLike)):
+        raise ValueError(f"data_dir must be a path, got {data_dir!r}")
+    if max_documents is not None and corpus not in HF_CORPORA:
+        raise ValueError(
+            f"max_documents applies to the corpora {tuple(HF_CORPORA)} only, not {corpus!r}"
+        )
+    return vocab_size
+
+
+# %% notebooks/91_data.md: The data pipeline / Token files
+def prepare_dataset(
+    corpus: str = "shakespeare",
+    tokenizer: str = "bpe",
+    vocab_size: int = 4096,
+    data_dir: str | Path = "data",
+    val_fraction: float = 0.1,
+    *,
+    max_documents: int | None = None,
+) -> TokenData:
+    """Tokenize `corpus` once, cache it under `data_dir`, and memory-map its train/val ids.
+
+    The last `val_fraction` of the token stream is the validation split. `vocab_size` applies
+    to "bpe" (characters use the corpus's character set).
+    Defined in the chapter *The data pipeline*.
+    """
+    vocab_size = _check_dataset_arguments(
+        corpus, tokenizer, vocab_size, data_dir, val_fraction, max_documents
+    )
+    # Named corpora are cached by name, so a cached one loads without reading (or downloading)
+    # its text; a file is read first, to key the cache by its content.
+    text = None if corpus in CORPORA else load_text(corpus)
+    name = _cache_name(corpus, text, tokenizer, vocab_size, val_fraction, max_documents)
+    directory = Path(data_dir) / name
+    meta = _read_cache(directory)
+    if meta is None:
+        if text is None:
+            text = load_text(corpus, max_documents=max_documents)
+        _build_cache(directory, text, str(corpus), tokenizer, vocab_size, val_fraction)
+        meta = _read_cache(directory)
+        if meta is None:  # another process rebuilt it meanwhile with different results
+            raise RuntimeError(
+                f"the data cache {directory} changed while it was written"
+            )
+    train, val = (
+        np.memmap(directory / f"{split}.bin", dtype=meta["dtype"], mode="r")
+        for split in ("train", "val")
+    )
+    return TokenData(
+        train=train,
+        val=val,
+        vocab_size=meta["vocab_size"],
+        tokenizer=load_tokenizer(directory / "tokenizer.json"),
+        corpus=str(corpus),
+        directory=directory,
+    )
+
+
+__all__ = [
+    "prepare_dataset",
+    "token_dtype",
+    "TokenData",
+    "TOKENIZERS",
+]
