@@ -249,14 +249,9 @@ def _check_offset(offset: object) -> int:
 
 def _check_positions(positions: object, x: Tensor, layout: str = "bhtd") -> Tensor:
     positions = torch.as_tensor(positions, device=x.device)
-    if (
-        positions.is_floating_point()
-        or positions.is_complex()
-        or positions.dtype == torch.bool
-    ):
-        raise ValueError(
-            f"positions must be an integer tensor, got dtype {positions.dtype}"
-        )
+    if positions.is_complex() or positions.dtype == torch.bool:
+        kind = positions.dtype
+        raise ValueError(f"positions must be integer or real numbers, got dtype {kind}")
     axis, batch = _seq_axis(layout), x.shape[0]
     seq = x.shape[axis]
     if positions.dim() not in (1, 2) or positions.shape[-1] != seq:

@@ -207,7 +207,10 @@ Q5, K4 = torch.randn(1, 1, 5, 8), torch.randn(1, 1, 4, 8)
         (lambda: apply_rope(torch.randn(1, 1, 4, 8), rotary_dim=0), "rotary_dim"),
         (lambda: apply_rope(torch.randn(4, 8)), "rank"),
         (lambda: apply_rope(torch.randn(1, 1, 1, 4, 8)), "rank"),
-        (lambda: apply_rope(torch.randn(1, 1, 4, 8), torch.arange(4.0)), "positions"),
+        (
+            lambda: apply_rope(torch.randn(1, 1, 4, 8), torch.ones(4, dtype=torch.cfloat)),
+            "positions",
+        ),
         (lambda: apply_rope(torch.randn(1, 1, 4, 8), torch.ones(4, dtype=torch.bool)), "positions"),
         (lambda: apply_rope(torch.randn(1, 1, 4, 8), torch.arange(5)), "positions"),
         (lambda: apply_rope(torch.randn(1, 1, 4, 8), torch.arange(4), offset=2), "offset"),
@@ -282,3 +285,13 @@ def test_positions_are_the_second_positional_argument():
     at = torch.arange(10, 14)
     rotated_q, rotated_k = rope.rotate_queries_and_keys(q, q, at)
     assert torch.equal(rotated_q, rope(q, at)) and torch.equal(rotated_k, rope(q, at))
+
+
+def test_fractional_positions_are_positions_on_a_finer_grid():
+    """Position p/2 at frequency θ is position p at θ/2 (what position interpolation uses)."""
+    x = unit_vectors(6, (1, 2, 6, 16), dtype=torch.float64)
+    halved = apply_rope(x, torch.arange(6) / 2)
+    slower = apply_rope(x, torch.arange(6), frequencies=rope_frequencies(16) / 2)
+    torch.testing.assert_close(halved, slower, atol=1e-12, rtol=0)
+    rope = RotaryEmbedding(16)
+    torch.testing.assert_close(rope(x, torch.arange(6) / 2), halved, atol=1e-12, rtol=0)
