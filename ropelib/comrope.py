@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+import operator
 
 import torch
 from torch import Tensor, nn
@@ -61,9 +62,13 @@ LAYOUTS = ("bhtd", "bthd")
 
 
 def _integer(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    try:  # ints, NumPy integers and 0-d integer tensors; not bools, not floats
+        number = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        number = None
+    if number is None or number < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
+    return number
 
 
 def _as_bhtd(x: object, name: str, layout: str, head_dim: int, n_heads: int | None):
@@ -204,6 +209,7 @@ class AxialRoPE(_PositionalRotation):
         layout: str = "bhtd",
     ) -> None:
         super().__init__(head_dim, n_axes, prefix_tokens, layout)
+        head_dim, n_axes = self.head_dim, self.n_axes
         if head_dim // 2 < n_axes:
             raise ValueError(
                 f"head_dim must give each of n_axes = {n_axes} axes a pair, "
@@ -250,6 +256,7 @@ class _AngleMatrices(_PositionalRotation):
         super().__init__(head_dim, n_axes, prefix_tokens, layout)
         self.n_heads = _integer("n_heads", n_heads)
         self.block_dim = _integer("block_dim", block_dim, 2)
+        head_dim, n_axes, block_dim = self.head_dim, self.n_axes, self.block_dim
         if block_dim % 2 or head_dim % block_dim:
             raise ValueError(
                 f"block_dim must be even and divide head_dim = {head_dim}, "

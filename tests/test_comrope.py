@@ -383,3 +383,20 @@ def test_the_trainer_leaves_the_position_parameters_undecayed(pe, b):
     )
     decay, _ = parameter_groups(user_model, 0.1)
     assert [id(p) for p in decay["params"]] == [id(user_model["proj"].weight)]
+
+
+def test_sizes_may_be_numpy_or_tensor_integers_but_not_bools_or_floats():
+    import numpy as np
+
+    module = ComRoPELD(np.int64(16), n_heads=torch.tensor(2), block_dim=np.int32(4))
+    assert (module.head_dim, module.n_heads, module.block_dim) == (16, 2, 4)
+    assert type(module.head_dim) is int and type(module.n_blocks) is int
+    for bad in (dict(n_heads=True), dict(block_dim=4.0)):
+        with pytest.raises(ValueError, match="must be an integer"):
+            ComRoPEAP(16, **bad)
+    q, k = qk()
+    offset = np.int64(3)
+    torch.testing.assert_close(
+        AxialRoPE(16).rotate_queries_and_keys(q, k, offset=offset)[0],
+        apply_rope(q, torch.arange(3, 12)),
+    )
