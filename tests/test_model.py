@@ -233,3 +233,19 @@ def test_a_schemes_no_weight_decay_names_its_own_parameters():
         assert names <= {name for name, _ in model.named_parameters()}
     finally:
         del POSITION_SCHEMES["test-learned-scale"]
+
+
+def test_a_value_error_while_building_a_scheme_is_a_config_error():
+    @register_scheme("test-refuses-to-build")
+    class RefusesToBuild(PositionScheme):
+        def __init__(self, config, layer=None, width: int = 1):
+            super().__init__(config, layer)
+            if layer is not None and width > config.head_dim:
+                raise ValueError(f"pe_options: width must be at most head_dim, got {width}")
+
+    try:
+        config = GPTConfig(pe="test-refuses-to-build", pe_options={"width": 99}, **SMALL)
+        with pytest.raises(ConfigError, match="width"):
+            GPT(config)
+    finally:
+        del POSITION_SCHEMES["test-refuses-to-build"]
