@@ -128,7 +128,7 @@ def run_experiment(
     for run, label, config in experiment_runs(name, quick, seeds):
         path = results / f"{run}.json"
         if path.exists():
-            print(f"{name}/{run}: done already ({path})")
+            print(f"{name}/{run}: done already")
             continue
         with run_lock(checkpoints / f"{run}.lock") as mine:
             if (
