@@ -88,7 +88,7 @@ class GPTConfig:
         _check_config(self)
 
     def build_scheme(self, layer: int | None = None) -> PositionScheme:
-        """The scheme `pe` with `pe_options`, for the model (`layer=None`) or one layer."""
+        """The scheme `pe` with `pe_options` for the model (`layer=None`) or a layer."""
         try:
             return get_scheme(self.pe)(self, layer, **self.pe_options)
         except ConfigError:
@@ -105,7 +105,8 @@ def _check_config(config: GPTConfig) -> None:
             raise ConfigError(f"{name} must be a positive integer, got {value!r}")
     if config.n_embd % config.n_head:
         raise ConfigError(
-            f"n_embd must be divisible by n_head, got {config.n_embd} and {config.n_head}"
+            f"n_embd must be divisible by n_head, got {config.n_embd} and "
+            f"{config.n_head}"
         )
     if not (isinstance(config.dropout, (int, float)) and 0 <= config.dropout < 1):
         raise ConfigError(f"dropout must be in [0, 1), got {config.dropout!r}")
@@ -124,11 +125,11 @@ def _check_config(config: GPTConfig) -> None:
 
 
 def _check_scheme_config(cls: type[PositionScheme], config: GPTConfig) -> None:
-    """What every scheme checks: even head_dim if rotary, and the names of pe_options."""
+    """What every scheme checks: an even head_dim if rotary; the pe_options' names."""
     if cls.rotary and config.head_dim % 2:
         raise ValueError(
-            f"pe={cls.name!r} rotates pairs of channels: head_dim = n_embd / n_head must "
-            f"be even, got {config.n_embd} / {config.n_head} = {config.head_dim}"
+            f"pe={cls.name!r} rotates pairs of channels: head_dim = n_embd / n_head "
+            f"must be even, got {config.n_embd} / {config.n_head} = {config.head_dim}"
         )
     accepted = inspect.signature(cls.__init__).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
@@ -145,7 +146,7 @@ class PositionScheme(nn.Module):
     """Where position enters the model; every hook is the identity (NoPE).
 
     Defined in the chapter *A GPT-2 with pluggable position schemes*. Shapes: B batch, T
-    tokens of this pass, C = n_embd, H = n_head, D = head_dim; `positions` is the integer
+    tokens of this pass, C = n_embd, H = n_head, D = head_dim; `positions` is the int
     tensor `[T]`, `start + arange(T)` after `start` cached tokens. `rotary` (class
     attribute): pairs of q/k channels are rotated, so head_dim must be even. A submodule
     with `own_init = True` keeps its own initialisation.
@@ -204,7 +205,7 @@ class PositionScheme(nn.Module):
         return v
 
     def output(self, y: Tensor, positions: Tensor) -> Tensor:
-        """Attention outputs `[B, H, T, D]` of the queries at `positions`, before `c_proj`."""
+        """Attention outputs `[B, H, T, D]` of the queries at `positions`."""
         return y
 
 
@@ -258,8 +259,7 @@ class CausalSelfAttention(nn.Module):
         self, x: Tensor, positions: Tensor, cache: LayerCache | None = None
     ) -> Tensor:
         B, T, C = x.shape
-        heads = lambda t: t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # noqa: E731
-        q, k, v = map(heads, self.qkv(x))  # [B, H, T, D]
+        q, k, v = (t.view(B, T, self.n_head, -1).transpose(1, 2) for t in self.qkv(x))
         q, k = self.pe.rotate(
             q, k, positions, x, None if cache is None else cache.state
         )
@@ -336,7 +336,7 @@ def _init_gpt2(model: nn.Module, n_layer: int) -> None:
 
 # %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The model
 class _Generation:
-    """`GPT.generate`: sampling with a KV cache, or a sliding window for learned tables."""
+    """`GPT.generate`: sampling with a KV cache, or with a window (learned tables)."""
 
     @torch.no_grad()
     def generate(
@@ -349,7 +349,7 @@ class _Generation:
         use_cache: bool = True,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        """Append `max_new_tokens` sampled tokens to `idx [B, T]` (temperature 0: greedy)."""
+        """Append `max_new_tokens` tokens sampled after `idx [B, T]` (0: greedy)."""
         _check_generate(max_new_tokens, temperature)
         limit = self.max_length
         if limit is not None and idx.shape[1] + max_new_tokens > limit:
@@ -418,7 +418,7 @@ class GPT(_Generation, nn.Module):
         return self.transformer.ln_f(x)
 
     def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple:
-        """Logits `[B, T, V]` of tokens `idx [B, T]`, and the mean cross-entropy if `targets`."""
+        """Logits `[B, T, V]` of `idx [B, T]`; the mean cross-entropy if `targets`."""
         logits = self.lm_head(self.forward_features(idx))
         if targets is None:
             return logits, None

@@ -2,9 +2,9 @@
 
 # %% notebooks/01_rope.md: Rotary position embeddings from first principles / Many dimensions:
 #    one rotation per pair
-"""Rotary position embedding: query and key pairs rotated by angles proportional to position.
+"""Rotary position embedding: pairs of query and key channels rotated by m·θ_j.
 
-Standalone: imports torch only. `RotaryEmbedding` for a model, `apply_rope` for one call.
+Standalone (imports torch only): `RotaryEmbedding` in a model, `apply_rope` for a call.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def _check_even(name: str, value: object) -> int:
 
 
 def rope_frequencies(head_dim: int, base: float = 10000.0) -> Tensor:
-    """RoPE's frequencies θ_j = base^(-2j/head_dim), j < head_dim/2, float64 on the CPU.
+    """RoPE's frequencies θ_j = base^(-2j/D), j < D/2, as float64 on the CPU.
 
     Derived in the chapter *Rotary position embeddings from first principles*.
     """
@@ -31,7 +31,7 @@ def rope_frequencies(head_dim: int, base: float = 10000.0) -> Tensor:
     number = isinstance(base, (int, float)) and not isinstance(base, bool)
     if not (number and 1 < base < math.inf):
         raise ValueError(f"base must be a finite number greater than 1, got {base!r}")
-    # device="cpu": a model built under `with torch.device("meta")` keeps real frequencies
+    # device="cpu": a model built under `torch.device("meta")` keeps real frequencies
     j = torch.arange(head_dim // 2, dtype=torch.float64, device="cpu")
     return torch.pow(
         torch.tensor(float(base), dtype=torch.float64, device="cpu"),
@@ -51,12 +51,12 @@ def rope_angles(positions: Tensor, frequencies: Tensor) -> Tensor:
 
 
 def _angle_device(device: torch.device) -> torch.device:
-    # float64, which MPS lacks, is formed on the CPU there; everywhere else on the device
+    # float64, which MPS lacks, is formed on the CPU there; elsewhere on the device
     return torch.device("cpu") if device.type == "mps" else device
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """Rotations run in fp32 for half-precision inputs and in the input's dtype otherwise."""
+    """fp32 for half-precision inputs, the input's own dtype otherwise."""
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
@@ -137,7 +137,7 @@ def apply_rope(
     frequencies: Tensor | None = None,
     layout: str = "bhtd",
 ) -> Tensor:
-    """Rotate queries or keys `x` (`[B, H, T, D]`, or `[B, T, H, D]`) to their positions.
+    """Rotate queries or keys `x` (`[B, H, T, D]` or `[B, T, H, D]`) to their positions.
 
     Derived in the chapter *Rotary position embeddings from first principles*.
     """
@@ -166,7 +166,7 @@ def apply_rope(
 def _rotate_channels(
     x, cos, sin, interleaved: bool, rotary_dim: int, layout: str
 ) -> Tensor:
-    """Rotate the first `rotary_dim` channels in the compute dtype; pass the rest through."""
+    """Rotate the first `rotary_dim` channels in the compute dtype; pass the rest."""
     part = x[..., :rotary_dim].to(_compute_dtype(x.dtype))
     rotated = apply_rotary(part, cos, sin, interleaved=interleaved, layout=layout).to(
         x.dtype
@@ -229,8 +229,8 @@ def _check_rotary_dim(rotary_dim: int | None, head_dim: int) -> int:
     if rotary_dim is None:
         if head_dim % 2:
             raise ValueError(
-                f"head_dim must be even to be split into rotation pairs, got {head_dim}; "
-                "pass an even rotary_dim to rotate only part of each head"
+                f"head_dim must be even to be split into rotation pairs, got "
+                f"{head_dim}; pass an even rotary_dim to rotate only part of each head"
             )
         return head_dim
     _check_even("rotary_dim", rotary_dim)
@@ -256,12 +256,14 @@ def _check_positions(positions: object, x: Tensor, layout: str = "bhtd") -> Tens
     seq = x.shape[axis]
     if positions.dim() not in (1, 2) or positions.shape[-1] != seq:
         raise ValueError(
-            f"positions must have T = {seq} entries to match the sequence axis (axis {axis}) "
-            f"of x {_LAYOUTS[layout]} = {tuple(x.shape)}, got shape {tuple(positions.shape)}"
+            f"positions must have T = {seq} entries to match the sequence axis (axis "
+            f"{axis}) of x {_LAYOUTS[layout]} = {tuple(x.shape)}, got shape "
+            f"{tuple(positions.shape)}"
         )
     if positions.dim() == 2 and positions.shape[0] not in (1, batch):
         raise ValueError(
-            f"positions [batch, seq] must have batch 1 or {batch}, got {tuple(positions.shape)}"
+            f"positions [batch, seq] must have batch 1 or {batch}, got "
+            f"{tuple(positions.shape)}"
         )
     return positions
 
@@ -278,11 +280,11 @@ def _check_frequencies(frequencies: object, rotary_dim: int) -> Tensor:
 # %% notebooks/01_rope.md: Rotary position embeddings from first principles / Interleaved or
 #    half-split: the same model
 def half_split_permutation(head_dim: int) -> Tensor:
-    """Indices `perm` with `x_half[..., perm]` = the interleaved layout of a half-split vector.
+    """Indices `perm`: `x_half[..., perm]` is a half-split vector, interleaved.
 
-    Apply it to the rows of each head of W_q and W_k to move a checkpoint from half-split
-    (GPT-NeoX, HF LLaMA) to interleaved RoPE; `perm.argsort()` goes back. Derived in the
-    chapter *Rotary position embeddings from first principles*.
+    Apply it to the rows of each head of W_q and W_k to move a checkpoint from
+    half-split (GPT-NeoX, HF LLaMA) to interleaved RoPE; `perm.argsort()` goes back.
+    Derived in the chapter *Rotary position embeddings from first principles*.
     """
     half = _check_even("head_dim", head_dim) // 2
     j = torch.arange(half, device="cpu")
@@ -292,7 +294,7 @@ def half_split_permutation(head_dim: int) -> Tensor:
 # %% notebooks/01_rope.md: Rotary position embeddings from first principles / A module with a
 #    cache
 class _AngleCache(nn.Module):
-    """cos and sin of (offset + t)·θ_j, cached per (device, dtype) and grown by doubling."""
+    """cos, sin of (offset + t)·θ_j, cached per (device, dtype), grown by doubling."""
 
     def __init__(self, frequencies: Tensor, cache_limit: int) -> None:
         super().__init__()
@@ -343,7 +345,7 @@ class _AngleCache(nn.Module):
 # %% notebooks/01_rope.md: Rotary position embeddings from first principles / A module with a
 #    cache
 class RotaryEmbedding(_AngleCache):
-    """RoPE for `[B, H, T, D]` (or `layout="bthd"`) queries and keys, with a cos/sin cache.
+    """RoPE for `[B, H, T, D]` (or `layout="bthd"`) queries and keys, cos/sin cached.
 
     Derived in the chapter *Rotary position embeddings from first principles*.
     """
@@ -384,7 +386,7 @@ class RotaryEmbedding(_AngleCache):
     def rotate_queries_and_keys(
         self, q: Tensor, k: Tensor, positions: Tensor | None = None, *, offset: int = 0
     ) -> tuple[Tensor, Tensor]:
-        """Rotate `q` (Tq) and `k` (Tk >= Tq) for attention; queries take the last positions."""
+        """Rotate `q` (Tq) and `k` (Tk >= Tq); the queries take the last positions."""
         q, k = _check_head(q, "q", self), _check_head(k, "k", self)
         offset = _check_offset(offset)
         n_queries, n_keys = q.shape[self._axis], k.shape[self._axis]

@@ -30,7 +30,7 @@ def xpos_zeta(head_dim: int, gamma: float = 0.4) -> Tensor:
 
 
 def xpos_centre(positions: Tensor) -> Tensor:
-    """The default reference position: the middle of each row of `positions` `[T]`/`[B, T]`.
+    """The default reference position: the middle of each row of `positions`.
 
     Derived in the chapter *A GPT-2 with pluggable position schemes*.
     """
@@ -49,7 +49,7 @@ def xpos_scales(
     sign: float = 1.0,
     interleaved: bool = True,
 ) -> Tensor:
-    """ζ_i^(sign·(n - centre)/scale_base) per position n, float64 `[..., T, 2·len(zeta)]`.
+    """ζ_i^(sign·(n - centre)/scale_base) per position n, float64 `[..., T, D]`.
 
     Derived in the chapter *A GPT-2 with pluggable position schemes*.
     """
@@ -78,8 +78,8 @@ def _scaled(
         spread = float((positions.double() - centre).abs().max())
         raise ValueError(
             f"xpos: positions lie up to {spread:,.0f} tokens from the centre and the "
-            f"scales overflow {x.dtype}: pass a centre near them, rotate fewer positions "
-            "at once, or use a wider dtype"
+            f"scales overflow {x.dtype}: pass a centre near them, rotate fewer "
+            "positions at once, or use a wider dtype"
         )
     if positions.dim() == 2:  # per-sample positions: [B, T, D] -> [B, 1, T, D]
         scale = scale[:, None]
@@ -126,7 +126,7 @@ class XPos(nn.Module):
         offset: int = 0,
         centre: float | Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """RoPE-rotated `q`, `k` scaled so that pair i of q·k gains ζ_i^((m-n)/scale_base).
+        """RoPE-rotated `q`, `k` scaled: pair i of q·k gains ζ_i^((m-n)/scale_base).
 
         Positions as in `RotaryEmbedding`; `centre` is the reference r (default: the
         middle of the keys' positions), which calls whose outputs meet must share.

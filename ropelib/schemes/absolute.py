@@ -1,7 +1,7 @@
 # generated from notebooks/02_gpt.md by tools/export.py, do not edit
 
 # %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The schemes
-"""Absolute position embeddings for the GPT: GPT-2's learned table and the sinusoidal one."""
+"""Absolute positions for the GPT: GPT-2's learned table and the sinusoidal one."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class LearnedPositions(PositionScheme):
 
 # %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The schemes
 def sinusoidal_table(positions: Tensor, dim: int, base: float = 10000.0) -> Tensor:
-    """Vaswani et al.'s `[T, dim]` table: sin at even channels, cos at odd ones (float32).
+    """Vaswani et al.'s `[T, dim]` table, sin at even and cos at odd channels (float32).
 
     Defined in the chapter *A GPT-2 with pluggable position schemes*.
     """

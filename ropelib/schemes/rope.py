@@ -1,7 +1,7 @@
 # generated from notebooks/02_gpt.md by tools/export.py, do not edit
 
 # %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The schemes
-"""Rotary schemes for the GPT: RoPE and xPos, adapters over `ropelib.rope`, `ropelib.xpos`."""
+"""Rotary schemes for the GPT: RoPE and xPos, over `ropelib.rope` and `ropelib.xpos`."""
 
 from __future__ import annotations
 
