@@ -315,24 +315,25 @@ def _dense_rotation(skew_blocks: torch.Tensor, positions: torch.Tensor, q, k):
 def _comrope_candidates(B: int, H: int, T: int, D: int, b: int, dense: bool):
     """({name: fwd+bwd step}, {name: bytes saved}) of RoPE and the ComRoPE variants."""
     from ropelib.comrope import ComRoPEAP
-    from ropelib.rope import RotaryEmbedding
+    from ropelib.rope import RotaryEmbedding, apply_rotary
 
     q, k = (torch.randn(B, H, T, D, requires_grad=True) for _ in range(2))
     grad = torch.randn(B, H, T, D)
     weight = torch.randn(2 * H * D, H * D, requires_grad=True)  # q and k rows of W_qkv
     positions = torch.arange(T)
     rope = RotaryEmbedding(D)
-    comrope = ComRoPEAP(D, H, 1, b)
+    comrope = ComRoPEAP(D, n_heads=H, block_dim=b)
     with torch.no_grad():
         comrope.basis_generator.normal_(std=0.1)
 
     def folded():
-        q_rot, k_rot = comrope.rotate_pair(q, k, positions, basis_applied=True)
+        q_rot, k_rot = comrope.rotate_in_basis(q, k, positions)  # q, k from folded W
         return q_rot, k_rot, _fold_basis(comrope.basis(), weight, b)
 
     def autograd_angles():  # the same folded rotation, differentiated by autograd
-        cos, sin = comrope.cos_sin(positions, q.dtype)
-        q_rot, k_rot = (comrope.rotate_in_basis(x, cos, sin) for x in (q, k))
+        angles = comrope.angles(positions).movedim(-2, -3).to(q.dtype)  # [H, T, D/2]
+        cos, sin = angles.cos(), angles.sin()
+        q_rot, k_rot = (apply_rotary(x, cos, sin) for x in (q, k))
         return q_rot, k_rot, _fold_basis(comrope.basis(), weight, b)
 
     candidates = {"RoPE": lambda: rope.rotate_queries_and_keys(q, k)}
@@ -343,8 +344,8 @@ def _comrope_candidates(B: int, H: int, T: int, D: int, b: int, dense: bool):
     else:
         candidates[f"ComRoPE-AP b={b}, folded"] = folded
         candidates[f"ComRoPE-AP b={b}, folded, autograd cos/sin"] = autograd_angles
-        candidates[f"ComRoPE-AP b={b}, basis per token"] = lambda: comrope.rotate_pair(
-            q, k, positions
+        candidates[f"ComRoPE-AP b={b}, basis per token"] = lambda: (
+            comrope.rotate_queries_and_keys(q, k, positions)
         )
 
     def backward_of(fn):
@@ -426,9 +427,9 @@ def _hdd_step_times(quick: bool, repeats: int) -> tuple[str, dict[str, float]]:
     idx = torch.randint(0, 512, (batch, block))
     variants = {
         "rope": ("rope", {}),
-        "hdd b=2": ("hdd", {"block_size": 2}),
-        "hdd b=4": ("hdd", {"block_size": 4}),
-        "hdd b=4 cayley (matrix scan)": ("hdd", {"block_size": 4, "map": "cayley"}),
+        "hdd b=2": ("hdd", {"block_dim": 2}),
+        "hdd b=4": ("hdd", {"block_dim": 4}),
+        "hdd b=4 cayley (matrix scan)": ("hdd", {"block_dim": 4, "map": "cayley"}),
     }
 
     def step(model: torch.nn.Module) -> Callable[[], None]:
