@@ -129,7 +129,9 @@ def train_vision_model(
 EXPERIMENT = "comrope-vision"
 
 
-def vision_config(method: str, perturbation: str, seed: int, quick: bool = False):
+def vision_config(
+    method: str, perturbation: str, seed: int, quick: bool = False
+) -> VisionConfig:
     """The config of one run of the experiment: the chapter *ComRoPE on images*."""
     if not quick:
         return VisionConfig(method=method, perturbation=perturbation, seed=seed)
