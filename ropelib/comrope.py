@@ -71,6 +71,8 @@ def _integer(name: str, value: object, minimum: int = 1) -> int:
     return number
 
 
+# %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / One interface for every
+#    method
 def _as_bhtd(x: object, name: str, layout: str, head_dim: int, n_heads: int | None):
     """`x` as `[B, H, T, D]`, checked against the module's sizes."""
     if not isinstance(x, Tensor) or x.dim() != 4:
