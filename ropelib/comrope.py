@@ -464,10 +464,21 @@ class ComRoPELD(_SpectralRotation):
 class RoPEMixed(ComRoPELD):
     """RoPE-Mixed: LD with 2×2 blocks. Chapter *The RoPE Equation and ComRoPE*."""
 
-    def __init__(self, head_dim: int, *, block_dim: int = 2, **options) -> None:
+    def __init__(
+        self,
+        head_dim: int,
+        *,
+        n_heads: int = 1,
+        n_axes: int = 1,
+        block_dim: int = 2,
+        base: float = 10000.0,
+        prefix_tokens: int = 0,
+        layout: str = "bhtd",
+    ) -> None:
         if block_dim != 2:
             raise ValueError(f"block_dim must be 2 for RoPE-Mixed, got {block_dim!r}")
-        super().__init__(head_dim, block_dim=2, **options)
+        sizes = dict(n_heads=n_heads, n_axes=n_axes, block_dim=2, base=base)
+        super().__init__(head_dim, prefix_tokens=prefix_tokens, layout=layout, **sizes)
         self.basis_generator.requires_grad_(False)  # 2×2 rotations commute with J
 
 
