@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ropelib.model import ConfigError
+
 
 class UsageError(Exception):
     """Bad command-line syntax. Defined in the chapter *The command line*."""
@@ -97,24 +99,12 @@ def run_experiment_command(name: str, quick: bool, seeds: int | None) -> None:
 
 
 # %% notebooks/90_cli.md: The command line / Bad input and bugs
-def _report(error: Exception) -> int:
-    """Bad input: the error as one line on stderr, and exit status 2."""
-    message = " ".join(str(error).split())
-    print(f"ropelib: error: {message}", file=sys.stderr)
-    return 2
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run it; exit status 2 on bad input. Defined in the chapter *The command line*."""
     try:
         args, rest = build_parser().parse_known_args(argv)
         if rest and args.command != "train":
             raise UsageError(f"unrecognized arguments: {' '.join(rest)}")
-    except UsageError as error:
-        return _report(error)
-    from ropelib.model import ConfigError
-
-    try:
         if args.command == "bench":
             run_bench(args.name, args.quick)
         elif args.command == "train":
@@ -122,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "experiment":
             run_experiment_command(args.name, args.quick, args.seeds)
     except (UsageError, ConfigError) as error:  # anything else keeps its traceback
-        return _report(error)
+        message = " ".join(str(error).split())
+        print(f"ropelib: error: {message}", file=sys.stderr)
+        return 2
     return 0
 
 
