@@ -58,7 +58,7 @@ def atomic_write_json(
 # %% notebooks/93_experiments.md: The experiment runner / One owner per run
 @contextlib.contextmanager
 def exclusive_lock(path: str | os.PathLike) -> Iterator[bool]:
-    """Yield True if this process now holds the lock `path`. Chapter *The experiment runner*."""
+    """Yield True if this process holds `path`. Defined in the chapter *The experiment runner*."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW

@@ -42,10 +42,7 @@ def _as_id_array(
 
 # %% notebooks/91_data.md: The data pipeline / Tokenizers
 class CharTokenizer:
-    """Characters as tokens: the vocabulary is the sorted set of characters of `text`.
-
-    Defined in the chapter *The data pipeline*.
-    """
+    """Characters as tokens, sorted. Defined in the chapter *The data pipeline*."""
 
     kind = "char"
 
@@ -134,10 +131,7 @@ def _chunks(text: str, size: int = _CHUNK_CHARS) -> list[str]:
 
 
 class BPETokenizer:
-    """A byte-level BPE tokenizer (a trained HF `tokenizers.Tokenizer`); build it with `train_bpe`.
-
-    Defined in the chapter *The data pipeline*.
-    """
+    """A byte-level BPE (HF `tokenizers`). Defined in the chapter *The data pipeline*."""
 
     kind = "bpe"
 
@@ -217,10 +211,7 @@ def train_bpe(text: str, vocab_size: int) -> BPETokenizer:
 
 
 def load_tokenizer(path: str | Path) -> CharTokenizer | BPETokenizer:
-    """Read a tokenizer saved by `CharTokenizer.save` or `BPETokenizer.save`.
-
-    Defined in the chapter *The data pipeline*.
-    """
+    """A tokenizer saved by `save`. Defined in the chapter *The data pipeline*."""
     data = _read_json(path, "path")
     return (
         CharTokenizer.load(path)

@@ -27,10 +27,7 @@ from ropelib.files import atomic_write
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
-    """The dtype of stored token ids: uint16 when vocab_size < 2**16, else uint32.
-
-    Defined in the chapter *The data pipeline*.
-    """
+    """uint16 below 2**16 tokens, else uint32. Defined in the chapter *The data pipeline*."""
     vocab_size = _check_positive_int("vocab_size", vocab_size)
     if vocab_size >= 2**32:
         raise ValueError(f"vocab_size must be below 2**32, got {vocab_size}")
@@ -44,10 +41,7 @@ _CACHE_FORMAT = 1
 
 @dataclass
 class TokenData:
-    """A tokenized corpus: memory-mapped `train` and `val` ids and the tokenizer that made them.
-
-    Defined in the chapter *The data pipeline*.
-    """
+    """Mapped train/val ids and their tokenizer. Defined in the chapter *The data pipeline*."""
 
     train: np.ndarray
     val: np.ndarray

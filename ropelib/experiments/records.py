@@ -82,7 +82,7 @@ RECORD_KEYS = (
 
 
 def provenance() -> dict[str, Any]:
-    """{"git": ..., "hardware": ...} of this process. Chapter *The experiment runner*."""
+    """Git commit and hardware of this process. Defined in the chapter *The experiment runner*."""
     return {"git": git_commit(), "hardware": hardware()}
 
 
@@ -100,7 +100,7 @@ def make_record(
     origin: dict[str, Any] | None = None,
     **measured: Any,
 ) -> dict[str, Any]:
-    """One run's record in the book's one schema. Chapter *The experiment runner*."""
+    """One run's record, in the one schema. Defined in the chapter *The experiment runner*."""
     clash = sorted(set(measured) & set(RECORD_KEYS))
     if clash:
         raise ValueError(f"measured values may not reuse the record's keys {clash}")

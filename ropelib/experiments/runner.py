@@ -95,7 +95,7 @@ def experiment_runs(
 # %% notebooks/93_experiments.md: The experiment runner / One owner per run
 @contextlib.contextmanager
 def run_lock(path: str | Path) -> Iterator[bool]:
-    """Yield True if this process owns the run locked by `path`. Chapter *The experiment runner*."""
+    """Yield True if this process owns the run. Defined in the chapter *The experiment runner*."""
     with exclusive_lock(path) as mine:
         yield mine
 

@@ -54,7 +54,7 @@ def paired_difference(
     b: Sequence[float] | Mapping[int, float],
     confidence: float = 0.95,
 ) -> dict[str, float]:
-    """Mean of a - b over paired seeds, its sem and t-interval. Chapter *The experiment runner*."""
+    """Paired mean a - b, sem and t-interval. Defined in the chapter *The experiment runner*."""
     if isinstance(a, Mapping) and isinstance(
         b, Mapping
     ):  # {seed: value}, paired by seed

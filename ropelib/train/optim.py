@@ -30,7 +30,7 @@ def learning_rate(config: TrainConfig, iteration: int) -> float:
 def parameter_groups(
     model: torch.nn.Module, weight_decay: float
 ) -> list[dict[str, Any]]:
-    """AdamW groups: rank >= 2 decays unless in no_weight_decay(). Chapter *Training*."""
+    """The decay and no-decay groups of AdamW. Defined in the chapter *Training*."""
     exempt: set[int] = set()
     for prefix, module in model.named_modules():
         listed = getattr(module, "no_weight_decay", None)
