@@ -109,12 +109,10 @@ def apply_rotary(
         if not _complex_view_ok(x):
             x = x.contiguous()
         pairs = torch.view_as_complex(x.unflatten(-1, (-1, 2)))  # [..., R/2] complex
-        return torch.view_as_real(pairs * torch.complex(cos, sin)).flatten(
-            -2
-        )  # [..., R]
-    if (
-        cos.requires_grad or sin.requires_grad
-    ):  # learned angles: let autograd see everything
+        rotated = pairs * torch.complex(cos, sin)
+        return torch.view_as_real(rotated).flatten(-2)  # [..., R]
+    # learned angles: let autograd see everything
+    if cos.requires_grad or sin.requires_grad:
         x1, x2 = x.chunk(2, dim=-1)
         return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
     return _HalfSplitRotation.apply(x, cos, sin)
@@ -168,9 +166,8 @@ def _rotate_channels(
 ) -> Tensor:
     """Rotate the first `rotary_dim` channels in the compute dtype; pass the rest."""
     part = x[..., :rotary_dim].to(_compute_dtype(x.dtype))
-    rotated = apply_rotary(part, cos, sin, interleaved=interleaved, layout=layout).to(
-        x.dtype
-    )
+    rotated = apply_rotary(part, cos, sin, interleaved=interleaved, layout=layout)
+    rotated = rotated.to(x.dtype)
     if rotary_dim == x.shape[-1]:
         return rotated
     return torch.cat((rotated, x[..., rotary_dim:]), dim=-1)
@@ -393,9 +390,8 @@ class RotaryEmbedding(_AngleCache):
         _check_lengths(n_queries, n_keys, positions)
         if positions is None:
             return self(q, offset=offset + n_keys - n_queries), self(k, offset=offset)
-        cos, sin = self.cos_sin_at(
-            k, positions, offset, self.layout
-        )  # shared by q and k
+        # one table, shared by q and k
+        cos, sin = self.cos_sin_at(k, positions, offset, self.layout)
         return self._rotate(q, cos, sin), self._rotate(k, cos, sin)
 
     def _rotate(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:

@@ -66,14 +66,11 @@ def _scaled(
     x: Tensor, positions: Tensor, centre: Tensor, sign: float, xpos: XPos
 ) -> Tensor:
     """`x` times its scales in the compute dtype; a scale that overflows is refused."""
+    zeta, base, interleaved = xpos.zeta, xpos.scale_base, xpos.interleaved
+    # [T, D], or [B, T, D] for per-sample positions
     scale = xpos_scales(
-        positions,
-        xpos.zeta,
-        centre,
-        xpos.scale_base,
-        sign=sign,
-        interleaved=xpos.interleaved,
-    )  # [T, D] or [B, T, D]
+        positions, zeta, centre, base, sign=sign, interleaved=interleaved
+    )
     if not bool(torch.isfinite(scale[..., 0].to(x.dtype)).all()):
         spread = float((positions.double() - centre).abs().max())
         raise ValueError(

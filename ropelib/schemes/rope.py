@@ -66,16 +66,13 @@ class XPosScheme(RoPEScheme):
             raise ValueError(f"pe_options: xpos: {error}") from None
         if layer is not None:
             self.xpos = xpos
-            self.rope = (
-                xpos.rope
-            )  # one RotaryEmbedding: context extension edits its angles
+            # one RotaryEmbedding: context extension edits its angles
+            self.rope = xpos.rope
 
     @classmethod
     def check_config(cls, config: GPTConfig) -> None:
         super().check_config(config)
-        cls(
-            config, None, **config.pe_options
-        )  # builds no tensor but ζ: checks the options
+        cls(config, None, **config.pe_options)  # cheap, and checks the options' values
 
     def rotate(self, q: Tensor, k: Tensor, positions: Tensor, x, state) -> tuple:
         centre = None
