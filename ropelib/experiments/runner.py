@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ropelib.experiments.records import make_record, provenance, write_record
 from ropelib.files import exclusive_lock
+from ropelib.model import ConfigError
 from ropelib.train.config import TrainConfig
 from ropelib.train.loop import train
 from ropelib.train.metrics import read_metrics
@@ -76,13 +77,13 @@ def experiment_runs(
 ) -> list[tuple[str, str, TrainConfig]]:
     """(run name, label, config) of each run. Defined in the chapter *The experiment runner*."""
     if name not in EXPERIMENTS:
-        raise ValueError(
+        raise ConfigError(
             f"experiment must be one of {', '.join(sorted(EXPERIMENTS))}, got {name!r}"
         )
     experiment = EXPERIMENTS[name]
     seeds = seeds if seeds is not None else (1 if quick else experiment.seeds)
     if seeds < 1:
-        raise ValueError(f"seeds must be a positive integer, got {seeds}")
+        raise ConfigError(f"seeds must be a positive integer, got {seeds}")
     runs = []
     for label, config in experiment.configs(quick).items():
         for seed in range(seeds):
