@@ -8,7 +8,15 @@ directory scan). Every other module of the package is generated from the noteboo
 
 import importlib
 
-MODULES: tuple[str, ...] = ("basics", "crope", "comrope_text", "hdd", "vision")
+MODULES: tuple[str, ...] = (
+    "basics",
+    "crope",
+    "comrope_text",
+    "hdd",
+    "vision",
+    "rove",
+    "context_extension",
+)
 
 for _name in MODULES:
     importlib.import_module(f"{__name__}.{_name}")
