@@ -52,15 +52,17 @@ UNWANTED_TEXT = {
     ),
 }
 
-# Every `pre` and table of the article, every collapsed cell opened: the elements that scroll
-# sideways (1 px allowed for rounding) or stick out of the article, in page order. A table
-# scrolls inside the theme's wrapper, so the nearest ancestor that clips or scrolls is measured.
+# Every `pre`, table and displayed equation of the article, every collapsed cell opened: the
+# elements that scroll sideways (1 px allowed for rounding) or stick out of the article, in page
+# order. A table scrolls inside the theme's wrapper, so the nearest ancestor that clips or
+# scrolls is measured.
 WIDTH_PROBLEMS = """() => {
   document.querySelectorAll('article details').forEach(d => { d.open = true; });
   const article = document.querySelector('article');
   const right = article.getBoundingClientRect().right;
   const problems = [];
-  for (const element of article.querySelectorAll('pre, table')) {
+  const selector = 'pre, table, mjx-container[display="true"]';
+  for (const element of article.querySelectorAll(selector)) {
     let box = element;
     if (element.tagName === 'TABLE') {
       for (let e = element.parentElement; e && e !== article; e = e.parentElement) {
@@ -69,8 +71,11 @@ WIDTH_PROBLEMS = """() => {
     }
     const sticksOut = element.getBoundingClientRect().right - right;
     if (box.scrollWidth > box.clientWidth + 1 || sticksOut > 1) {
+      const lines = element.innerText.split('\\n');
+      const longest = lines.reduce((a, b) => (b.length > a.length ? b : a), '');
       problems.push({tag: element.tagName.toLowerCase(),
                      text: element.innerText.trim().replace(/\\s+/g, ' ').slice(0, 60),
+                     longest: longest.trim().slice(0, 60), columns: longest.length,
                      content: Math.max(box.scrollWidth, element.scrollWidth),
                      box: box.clientWidth});
     }
@@ -78,7 +83,7 @@ WIDTH_PROBLEMS = """() => {
   const page = document.documentElement;
   if (page.scrollWidth > window.innerWidth + 1) {
     problems.push({tag: 'html', text: '(the page itself)', content: page.scrollWidth,
-                   box: window.innerWidth});
+                   box: window.innerWidth, longest: '', columns: 0});
   }
   return problems;
 }"""
@@ -99,6 +104,11 @@ def width_problems(page) -> list[str]:
     """What scrolls sideways on an open page, each named by its first characters."""
     return [
         f"<{p['tag']}> {p['text']!r} is {p['content']} px wide in a {p['box']} px box"
+        + (
+            f"; its longest line ({p['columns']} characters): {p['longest']!r}"
+            if p["tag"] == "pre"
+            else ""
+        )
         for p in page.evaluate(WIDTH_PROBLEMS)
     ]
 
@@ -196,6 +206,9 @@ def test_page_fits_1280_px_and_shows_no_warning(browser, page_path):
     """A reader at 1280 px never scrolls sideways, and no output is a warning or progress bar."""
     page = browser.new_page()
     page.goto((HTML / page_path).as_uri(), wait_until="load")
+    if page.locator(".math").count() > 0:  # displayed equations count once typeset
+        page.wait_for_function("window.MathJax?.startup?.promise", timeout=30_000)
+        page.evaluate("MathJax.startup.promise")
     problems = width_problems(page)
     assert not problems, f"{page_path} scrolls sideways at 1280 px: {problems[0]}"
     problems = text_problems(page.evaluate(RENDERED_TEXT))
@@ -236,6 +249,11 @@ BAD_BODIES = {
         '<div class="cell_output"><pre>/x/y.py:3: UserWarning: the input is odd\n'
         "  warnings.warn(</pre></div>",
         "a warning",
+    ),
+    "wide equation": (
+        '<mjx-container display="true" style="display: block; overflow-x: auto">'
+        '<span style="display: inline-block; width: 1200px">x = 1</span></mjx-container>',
+        "<mjx-container> 'x = 1",
     ),
     "warning in prose": ("<p>torch says RuntimeWarning here.</p>", "a warning"),
     "progress bar": (
