@@ -249,3 +249,15 @@ def test_a_value_error_while_building_a_scheme_is_a_config_error():
             GPT(config)
     finally:
         del POSITION_SCHEMES["test-refuses-to-build"]
+
+
+def test_get_scheme_reads_the_registry_and_imports_nothing():
+    import sys
+
+    import ropelib.model
+
+    before = {name for name in sys.modules if name.startswith("ropelib")}
+    with pytest.raises(ConfigError, match="'not-a-scheme'"):
+        get_scheme("not-a-scheme")
+    assert {name for name in sys.modules if name.startswith("ropelib")} == before
+    assert not hasattr(ropelib.model, "import_chapters")
