@@ -1,8 +1,13 @@
-"""ropelib: rotary position embeddings and their variants, derived in the book's notebooks.
+"""ropelib: rotary position embeddings and their variants, derived in the book's chapters.
 
-Every module except this one is generated from `notebooks/*.md` by `tools/export.py`.
+Each method stands alone and goes into any attention layer (see the README); importing the
+package also registers the GPT's position schemes (`ropelib.schemes`). Every module except the
+packages' `__init__` files is generated from `notebooks/*.md` by `tools/export.py`.
 """
 
+from ropelib.comrope import AxialRoPE, ComRoPEAP, ComRoPELD, LieRE, RoPEMixed
+from ropelib.crope import ComplexLinear, ComplexQKV
+from ropelib.hdd import HDDRoPE
 from ropelib.rope import (
     RotaryEmbedding,
     apply_rope,
@@ -11,14 +16,44 @@ from ropelib.rope import (
     rope_angles,
     rope_frequencies,
 )
+from ropelib.rove import RotaryValues
+from ropelib.scaling import (
+    interpolated_frequencies,
+    ntk_frequencies,
+    scaled_frequencies,
+    yarn_frequencies,
+    yarn_logit_scale,
+)
+from ropelib.scan import associative_scan, prefix_scan
+from ropelib.xpos import XPos, apply_xpos
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AxialRoPE",
+    "ComRoPEAP",
+    "ComRoPELD",
+    "ComplexLinear",
+    "ComplexQKV",
+    "HDDRoPE",
+    "LieRE",
+    "RoPEMixed",
     "RotaryEmbedding",
+    "RotaryValues",
+    "XPos",
     "apply_rope",
     "apply_rotary",
+    "apply_xpos",
+    "associative_scan",
     "half_split_permutation",
+    "interpolated_frequencies",
+    "ntk_frequencies",
+    "prefix_scan",
     "rope_angles",
     "rope_frequencies",
+    "scaled_frequencies",
+    "yarn_frequencies",
+    "yarn_logit_scale",
 ]
+
+import ropelib.schemes  # noqa: E402,F401  (registers the GPT adapters: the model names no method)
