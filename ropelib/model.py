@@ -350,7 +350,7 @@ class _Generation:
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """Append `max_new_tokens` tokens sampled after `idx [B, T]` (0: greedy)."""
-        _check_generate(max_new_tokens, temperature)
+        _check_generate(max_new_tokens, temperature, top_k)
         limit = self.max_length
         if limit is not None and idx.shape[1] + max_new_tokens > limit:
             use_cache = False  # a learned table: slide a window of block_size tokens
@@ -437,21 +437,31 @@ def _check_idx(idx: Tensor, start: int, limit: int | None, pe: str) -> None:
         )
 
 
-def _check_generate(max_new_tokens: object, temperature: float) -> None:
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
+def _check_generate(max_new_tokens: object, temperature: object, top_k: object) -> None:
+    import numbers  # NumPy's integers and floats register here, bool is excluded below
+
+    def integer(value: object) -> bool:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+    if not integer(max_new_tokens) or max_new_tokens < 0:
         raise ValueError(
             f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}"
         )
-    if max_new_tokens < 0 or temperature < 0:
-        raise ValueError("max_new_tokens and temperature must be non-negative")
+    real = isinstance(temperature, numbers.Real) and not isinstance(temperature, bool)
+    if not real or not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(
+            f"temperature must be a finite number >= 0 (0: greedy), got {temperature!r}"
+        )
+    if top_k is not None and (not integer(top_k) or top_k < 1):
+        raise ValueError(f"top_k must be None or a positive integer, got {top_k!r}")
 
 
 def _sample(logits: Tensor, temperature: float, top_k: int | None, generator) -> Tensor:
     if temperature == 0:
         return logits.argmax(dim=-1, keepdim=True)
-    logits = logits.float() / temperature
+    logits = logits.float() / float(temperature)
     if top_k is not None:
-        threshold = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
+        threshold = torch.topk(logits, min(int(top_k), logits.shape[-1])).values[:, -1:]
         logits = logits.masked_fill(logits < threshold, float("-inf"))
     return torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
 
