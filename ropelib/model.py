@@ -208,6 +208,17 @@ class PositionScheme(nn.Module):
         """Attention outputs `[B, H, T, D]` of the queries at `positions`."""
         return y
 
+    def attention_bias(
+        self, q_positions: Tensor, k_positions: Tensor, dtype: torch.dtype, device
+    ) -> Tensor | None:
+        """A float bias `[H, Tq, Tk]` (or broadcastable) added to the logits; None: none.
+
+        `q_positions [Tq]` and `k_positions [Tk]` are the queries' and the keys' absolute
+        positions (with a KV cache the keys are the cached ones and the new ones). The
+        model adds the causal mask itself; None keeps the fused causal kernel.
+        """
+        return None
+
 
 # %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The model
 class QKVProjection(nn.Module):
@@ -274,6 +285,13 @@ class CausalSelfAttention(nn.Module):
                     mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device)
                     mask = mask.tril(diagonal=past)
             cache.k, cache.v = k, v
+        past = k.shape[-2] - T  # keys at positions[0] - past ... positions[-1]
+        keys = positions[0] - past + torch.arange(past + T, device=positions.device)
+        bias = self.pe.attention_bias(positions, keys, q.dtype, q.device)
+        if bias is not None:  # a float mask: the bias, -inf after each query's position
+            visible = keys[None, :] <= positions[:, None]
+            mask = torch.where(visible, bias.to(q.dtype), float("-inf"))
+            causal = False
         dropout = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, is_causal=causal, dropout_p=dropout
