@@ -16,6 +16,7 @@ MODULES: tuple[str, ...] = (
     "vision",
     "rove",
     "context_extension",
+    "diagnostics",
 )
 
 for _name in MODULES:
