@@ -7,7 +7,7 @@ generated from the notebooks by `tools/export.py`.
 
 import importlib
 
-MODULES: tuple[str, ...] = ("absolute", "rope", "crope", "rove", "comrope", "hdd")
+MODULES: tuple[str, ...] = ("absolute", "rope", "crope", "rove", "comrope", "hdd", "bias")
 
 for _name in MODULES:
     importlib.import_module(f"{__name__}.{_name}")
