@@ -14,7 +14,18 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "ropelib"
 
-METHODS = {"rope", "scaling", "xpos", "crope", "comrope", "hdd", "scan", "rove", "long_context"}
+METHODS = {
+    "rope",
+    "scaling",
+    "xpos",
+    "crope",
+    "comrope",
+    "hdd",
+    "scan",
+    "rove",
+    "long_context",
+    "bias",
+}
 BOTTOM = {"data", "files"}  # infrastructure: may be used by every layer above the methods
 MODEL = {"model", "schemes", "vision", "context"}
 TRAINER = {"train"}
