@@ -10,7 +10,7 @@ import json
 import os
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +49,9 @@ class TokenData:
     tokenizer: CharTokenizer | BPETokenizer
     corpus: str
     directory: Path | None = None
+    # what a checkpoint records and a resumed run compares: hashes of the text and the
+    # tokenizer's file (None when unknown), and the sizes of the two splits
+    fingerprint: dict = field(default_factory=dict)
 
 
 # %% notebooks/91_data.md: The data pipeline / Token files
@@ -140,6 +143,7 @@ def _build_cache(
         "dtype": dtype.name,
         "val_fraction": val_fraction,
         "text_bytes": len(text.encode()),
+        "text_sha256": hashlib.sha256(text.encode()).hexdigest(),
         "train_tokens": int(len(tokens) - val_tokens),
         "val_tokens": val_tokens,
         "files": {
@@ -223,6 +227,13 @@ def prepare_dataset(
         np.memmap(directory / f"{split}.bin", dtype=meta["dtype"], mode="r")
         for split in ("train", "val")
     )
+    tokenizer_file = (directory / "tokenizer.json").read_bytes()
+    fingerprint = {
+        "text_sha256": meta.get("text_sha256"),  # absent from caches of older versions
+        "tokenizer_sha256": hashlib.sha256(tokenizer_file).hexdigest(),
+        "train_tokens": len(train),
+        "val_tokens": len(val),
+    }
     return TokenData(
         train=train,
         val=val,
@@ -230,6 +241,7 @@ def prepare_dataset(
         tokenizer=load_tokenizer(directory / "tokenizer.json"),
         corpus=str(corpus),
         directory=directory,
+        fingerprint=fingerprint,
     )
 
 
