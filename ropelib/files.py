@@ -1,11 +1,12 @@
 # generated from notebooks/93_experiments.md by tools/export.py, do not edit
 
 # %% notebooks/93_experiments.md: The experiment runner / Files that are complete or absent
-"""Files that are complete or absent, and locks that die with their holder."""
+"""Files that are complete or absent, locks that die with their holder, faults in one line."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -55,6 +56,38 @@ def atomic_write_json(
     atomic_write(path, json.dumps(obj, indent=1) + "\n", overwrite=overwrite)
 
 
+# %% notebooks/93_experiments.md: The experiment runner / Faults reported in one line
+class RunError(Exception):
+    """A run stopped by a fault; `exit_code` is its status. Defined in *The experiment runner*."""
+
+    exit_code = 1
+
+
+class StorageError(RunError):
+    """A file could not be written or read. Defined in the chapter *The experiment runner*."""
+
+    exit_code = 4
+
+
+def os_reason(error: OSError) -> str:
+    """`error` in a few words. Defined in the chapter *The experiment runner*."""
+    name = errno.errorcode.get(error.errno or 0, "")
+    return f"{error.strerror or error}{f' ({name})' if name else ''}"
+
+
+def prepare_directory(path: str | os.PathLike) -> None:
+    """Create `path` and a file in it; OSError if not. Defined in *The experiment runner*."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(dir=path, prefix=".probe-")
+    try:
+        os.write(fd, b"\0" * 4096)  # a full file system refuses the first block
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        os.unlink(probe)
+
+
 # %% notebooks/93_experiments.md: The experiment runner / One owner per run
 @contextlib.contextmanager
 def exclusive_lock(path: str | os.PathLike) -> Iterator[bool]:
@@ -80,4 +113,8 @@ __all__ = [
     "atomic_write",
     "atomic_write_json",
     "exclusive_lock",
+    "os_reason",
+    "prepare_directory",
+    "RunError",
+    "StorageError",
 ]

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ropelib.experiments.records import make_record, provenance, write_record
-from ropelib.files import exclusive_lock
+from ropelib.files import exclusive_lock, os_reason, prepare_directory
 from ropelib.model import ConfigError
 from ropelib.train.config import TrainConfig
 from ropelib.train.loop import train
 from ropelib.train.metrics import read_metrics
+from ropelib.train.run import _interrupts
 
 
 @dataclass
@@ -72,6 +73,21 @@ def experiment_dirs(quick: bool = False) -> tuple[Path, Path]:
     return Path("results"), Path("runs")
 
 
+MAX_SEEDS = 1000  # a sane limit: the book's experiments use 3
+
+
+def _check_seeds(seeds: object) -> int:
+    if (
+        isinstance(seeds, bool)
+        or not isinstance(seeds, int)
+        or not 1 <= seeds <= MAX_SEEDS
+    ):
+        raise ConfigError(
+            f"seeds must be an integer in [1, {MAX_SEEDS}], got {seeds!r}"
+        )
+    return seeds
+
+
 def experiment_runs(
     name: str, quick: bool = False, seeds: int | None = None
 ) -> list[tuple[str, str, TrainConfig]]:
@@ -81,9 +97,9 @@ def experiment_runs(
             f"experiment must be one of {', '.join(sorted(EXPERIMENTS))}, got {name!r}"
         )
     experiment = EXPERIMENTS[name]
-    seeds = seeds if seeds is not None else (1 if quick else experiment.seeds)
-    if seeds < 1:
-        raise ConfigError(f"seeds must be a positive integer, got {seeds}")
+    seeds = _check_seeds(
+        seeds if seeds is not None else (1 if quick else experiment.seeds)
+    )
     runs = []
     for label, config in experiment.configs(quick).items():
         for seed in range(seeds):
@@ -114,9 +130,21 @@ def run_experiment(
     default_results, default_runs = experiment_dirs(quick)
     results = Path(results_dir or default_results) / name
     checkpoints = Path(runs_dir or default_runs) / name
-    results.mkdir(parents=True, exist_ok=True)
-    experiment = EXPERIMENTS.get(name)
-    if experiment is not None and experiment.runner is not None:
+    runs = experiment_runs(name, quick, seeds)  # checks the name and the seeds first
+    for path in (results, checkpoints):
+        try:
+            prepare_directory(path)
+        except OSError as error:
+            raise ConfigError(f"{path} cannot be written: {os_reason(error)}") from None
+    after = f"finished runs' records in {results} are kept; run it again to go on"
+    with _interrupts(after):  # a signal between runs stops at once, in one line
+        _run_all(name, quick, seeds, results, checkpoints, data_dir, runs)
+    return results
+
+
+def _run_all(name, quick, seeds, results, checkpoints, data_dir, runs) -> None:
+    experiment = EXPERIMENTS[name]
+    if experiment.runner is not None:
         experiment.runner(
             quick=quick,
             seeds=seeds or experiment.seeds,
@@ -124,9 +152,9 @@ def run_experiment(
             runs_dir=checkpoints.parent,
             data_dir=data_dir,
         )
-        return results
+        return
     origin = provenance()  # the same commit and machine for every run of this call
-    for run, label, config in experiment_runs(name, quick, seeds):
+    for run, label, config in runs:
         path = results / f"{run}.json"
         if path.exists():
             print(f"{name}/{run}: done already")
@@ -143,7 +171,6 @@ def run_experiment(
             _train_and_record(
                 name, run, label, config, quick, checkpoints, data_dir, path, origin
             )
-    return results
 
 
 # %% notebooks/93_experiments.md: The experiment runner / The runner
@@ -176,6 +203,7 @@ __all__ = [
     "experiment_dirs",
     "experiment_runs",
     "EXPERIMENTS",
+    "MAX_SEEDS",
     "register_custom_experiment",
     "register_experiment",
     "run_experiment",

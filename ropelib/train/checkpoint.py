@@ -9,6 +9,7 @@ import base64
 import hashlib
 import json
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,62 @@ def save_checkpoint(
 
 
 # %% notebooks/92_trainer.md: The trainer / Checkpoints that are complete or absent
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_REQUIRED = {
+    "tensors": lambda v: isinstance(v, str) and _TENSOR_NAME.fullmatch(v) is not None,
+    "sha256": lambda v: (
+        isinstance(v, str) and re.fullmatch("[0-9a-f]{64}", v) is not None
+    ),
+    "bytes": _count,
+    "iter": _count,
+    "config": lambda v: isinstance(v, dict),
+    "optimizer_param_groups": lambda v: (
+        isinstance(v, list)
+        and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in v)
+    ),
+    "random_states": lambda v: (
+        isinstance(v, dict)
+        and isinstance(v.get("python"), list)
+        and isinstance(v.get("numpy"), list)
+        and isinstance(v.get("torch"), str)
+    ),
+}
+_OPTIONAL = {  # what the trainer's own state adds; None where a value may be unknown
+    **dict.fromkeys(["metrics_lines", "loss_count", "bad_steps"], _count),
+    **dict.fromkeys(["loss_sum", "train_time_s", "wall_time_s"], _number),
+    **dict.fromkeys(
+        ["last_train_loss", "best_val_loss"], lambda v: v is None or _number(v)
+    ),
+    **dict.fromkeys(
+        ["last_val_loss", "data"], lambda v: v is None or isinstance(v, dict)
+    ),
+    "scheduler": lambda v: isinstance(v, dict),
+}
+_TENSOR_NAME = re.compile(r"checkpoint-[0-9]{8}\.safetensors")
+
+
+def _manifest_problem(state: Any) -> str | None:
+    if not isinstance(state, dict):
+        return f"the manifest is a {type(state).__name__}, not an object"
+    for name, valid in _REQUIRED.items():
+        if name not in state:
+            return f"{name} is missing"
+        if not valid(state[name]):
+            return f"{name} has the wrong type or value: {str(state[name])[:60]!r}"
+    for name, valid in _OPTIONAL.items():
+        if name in state and not valid(state[name]):
+            return f"{name} has the wrong type or value: {str(state[name])[:60]!r}"
+    return None
+
+
+# %% notebooks/92_trainer.md: The trainer / Checkpoints that are complete or absent
 def load_checkpoint(out_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict] | None:
     """Tensors and state of `out_dir`'s checkpoint or None. Defined in the chapter *The trainer*."""
     from safetensors.torch import load
@@ -92,21 +149,28 @@ def load_checkpoint(out_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict]
     path = Path(out_dir) / CHECKPOINT
     if not path.exists():
         return None
-    fix = f"delete {Path(out_dir)} to start again"
+    fix = f"delete {Path(out_dir)} or start again with --overwrite=true"
     try:
         state = json.loads(path.read_text())
-        tensor_path = Path(out_dir) / state["tensors"]
-        expected = state["sha256"]
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
+        problem = _manifest_problem(state)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        problem = f"is not JSON ({error})"
+    if problem:
         raise ConfigError(
-            f"checkpoint {path} is corrupted or truncated ({error}); {fix}"
-        ) from None
-    if not tensor_path.exists():
+            f"checkpoint {path} is corrupted or truncated: {problem}; {fix}"
+        )
+    tensor_path = Path(out_dir) / state["tensors"]
+    if not tensor_path.is_file():
         raise ConfigError(
             f"checkpoint {path} names {tensor_path.name}, which is missing; {fix}"
         )
+    if tensor_path.resolve().parent != Path(out_dir).resolve():
+        raise ConfigError(f"checkpoint {tensor_path} lies outside {out_dir}; {fix}")
     data = tensor_path.read_bytes()
-    if len(data) != state.get("bytes") or hashlib.sha256(data).hexdigest() != expected:
+    if (
+        len(data) != state["bytes"]
+        or hashlib.sha256(data).hexdigest() != state["sha256"]
+    ):
         raise ConfigError(f"checkpoint {tensor_path} is corrupted or truncated; {fix}")
     return load(data), state
 
@@ -143,11 +207,16 @@ def load_model(
         if k in TrainConfig.__dataclass_fields__
     }
     config = TrainConfig(**saved)
-    vocab_size = tensors["model.transformer.wte.weight"].shape[0]
-    model = GPT(model_config(config, vocab_size))
-    model.load_state_dict(
-        {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-    )
+    try:
+        vocab_size = tensors["model.transformer.wte.weight"].shape[0]
+        model = GPT(model_config(config, vocab_size))
+        model.load_state_dict(
+            {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+        )
+    except (KeyError, RuntimeError) as error:
+        reason = str(error).strip().splitlines()[0][:200]
+        message = f"the checkpoint in {out_dir} does not fit its model: {reason}"
+        raise ConfigError(message) from None
     return model.to(device).eval(), config
 
 

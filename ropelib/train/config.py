@@ -13,6 +13,7 @@ import os
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -75,6 +76,9 @@ class TrainConfig:
     weight_decay: float = 0.1
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0  # 0 disables clipping
+    max_bad_steps: int = (
+        0  # steps with a non-finite loss or gradient to skip, then stop
+    )
     # evaluation, logging, checkpoints
     eval_interval: int = 250
     eval_iters: int = 20
@@ -90,6 +94,7 @@ class TrainConfig:
     resume: bool = False  # continue the run in out_dir from its checkpoint
     overwrite: bool = False  # a fresh run may replace the run in out_dir
     progress: bool = True
+    ddp_timeout_s: float = 600.0  # how long a collective waits for a stalled process
 
     def __post_init__(self):
         hints = typing.get_type_hints(TrainConfig)
@@ -132,6 +137,7 @@ def _require(ok: bool, name: str, accepted: str, value: Any) -> None:
 # %% notebooks/92_trainer.md: The trainer / One configuration
 def _validate(config: TrainConfig) -> None:
     c = config
+    _check_limits(c)
     positive = ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "batch_size")
     positive += ("grad_accum", "max_iters", "step_size", "eval_interval", "eval_iters")
     for name in positive + ("log_interval", "checkpoint_interval"):
@@ -161,6 +167,11 @@ def _validate(config: TrainConfig) -> None:
     )
     _require(distinct_positive, "eval_lengths", accepted, lengths)
     _require(0 <= c.seed < 2**31, "seed", "an integer in [0, 2**31)", c.seed)
+    accepted = f"an integer in [0, max_iters={c.max_iters}]"
+    _require(
+        0 <= c.max_bad_steps <= c.max_iters, "max_bad_steps", accepted, c.max_bad_steps
+    )
+    _require(c.ddp_timeout_s > 0, "ddp_timeout_s", "a positive number", c.ddp_timeout_s)
     for name, choices in [
         ("schedule", SCHEDULES),
         ("device", DEVICES),
@@ -177,16 +188,63 @@ def _validate(config: TrainConfig) -> None:
     if c.tokenizer == "bpe":  # byte-level BPE starts from the 256 byte values
         accepted = "at least 256 for tokenizer='bpe'"
         _require(c.vocab_size >= 256, "vocab_size", accepted, c.vocab_size)
-    for name in ("out_dir", "data_dir"):
-        path = getattr(c, name)
-        usable = bool(path) and (os.path.isdir(path) or not os.path.exists(path))
-        _require(usable, name, "a directory path (not an existing file)", path)
+    _check_paths(c)
     from ropelib.data import CORPORA
 
     readable = os.path.isfile(c.corpus) and os.access(c.corpus, os.R_OK)
     accepted = f"one of {', '.join(CORPORA)} or the path of a readable text file"
     _require(c.corpus in CORPORA or readable, "corpus", accepted, c.corpus)
     _check_model(c)
+
+
+# %% notebooks/92_trainer.md: The trainer / One configuration
+# fmt: off
+LIMITS: dict[str, int] = {
+    "n_layer": 1024, "n_head": 1024, "n_embd": 65536, "block_size": 2**20,
+    "vocab_size": 2**20, "batch_size": 2**16, "grad_accum": 2**16, "max_iters": 10**9,
+    "warmup_iters": 10**9, "step_size": 10**9, "eval_interval": 10**9, "eval_iters": 10**6,
+    "log_interval": 10**9, "checkpoint_interval": 10**9,
+}
+# fmt: on
+MAX_EVAL_MULTIPLE = 1024  # eval_lengths are multiples of block_size
+
+
+def _check_limits(config: TrainConfig) -> None:
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        values = value if isinstance(value, tuple) else (value,)
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            raise ConfigError(f"{item.name} must be a finite number, got {value!r}")
+    for name, limit in LIMITS.items():
+        value = getattr(config, name)
+        _require(value <= limit, name, f"at most {limit:,} (a sane limit)", value)
+    longest = max(config.eval_lengths, default=0)
+    accepted = f"multiples of block_size of at most {MAX_EVAL_MULTIPLE}"
+    _require(
+        longest <= MAX_EVAL_MULTIPLE, "eval_lengths", accepted, config.eval_lengths
+    )
+
+
+def _check_paths(config: TrainConfig) -> None:
+    for name in ("out_dir", "data_dir"):
+        path = getattr(config, name)
+        _require(bool(path), name, "a directory path", path)
+        try:
+            Path(path).resolve()  # a loop of symbolic links fails here
+            parts = [Path(path), *Path(path).parents]
+            blocked = next((p for p in parts if p.exists() and not p.is_dir()), None)
+            too_long = any(len(part.encode()) > 255 for part in Path(path).parts)
+        except (OSError, RuntimeError) as error:
+            raise ConfigError(f"{name}={path!r} cannot be used: {error}") from None
+        if blocked is not None:
+            what = (
+                "is"
+                if blocked == Path(path)
+                else f"lies under {str(blocked)!r}, which is"
+            )
+            raise ConfigError(f"{name}={path!r} {what} a file, not a directory")
+        if too_long or len(os.fsencode(os.path.abspath(path))) >= 4096:
+            raise ConfigError(f"{name}={path!r} is longer than the file system allows")
 
 
 # %% notebooks/92_trainer.md: The trainer / One configuration
@@ -200,19 +258,18 @@ def model_config(config: TrainConfig, vocab_size: int):
 
 def _check_model(config: TrainConfig) -> None:
     # The model checks its fields (pe, head_dim, ...); building the scheme, for the model and
-    # for one layer, checks what only its constructor can (the values of pe_options). The
-    # random state is restored, so that checking a configuration never changes a run.
+    # for one layer, checks what only its constructor can (the values and types of
+    # pe_options). It is built on the meta device, which allocates nothing, and the random
+    # state is restored, so that checking a configuration never changes a run.
     try:
         gpt = model_config(config, config.vocab_size)
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
             for layer in (None, 0):
                 gpt.build_scheme(layer)
     except ConfigError:
         raise
-    except (
-        ValueError
-    ) as error:  # a scheme that rejects its options with a plain ValueError
-        raise ConfigError(f"pe_options: {error}") from error
+    except (ValueError, TypeError) as error:  # a scheme that rejects its options
+        raise ConfigError(f"pe_options: {' '.join(str(error).split())}") from error
 
 
 # %% notebooks/92_trainer.md: The trainer / Presets
@@ -334,10 +391,26 @@ def config_from_args(args: Sequence[str], **defaults: Any) -> TrainConfig:
     return TrainConfig(**overrides)
 
 
+# %% notebooks/92_trainer.md: The trainer / The size of a run
+def estimate_memory(config: TrainConfig, vocab_size: int) -> dict[str, int]:
+    """The least parameters and bytes a run needs. Defined in the chapter *The trainer*."""
+    C, L, T = config.n_embd, config.n_layer, config.block_size
+    parameters = vocab_size * C + L * 12 * C * C  # embedding (tied) + attention + MLP
+    tokens = max(config.batch_size * T, max(config.eval_lengths) * T)
+    return {
+        "parameters": parameters,
+        "model_bytes": 16 * parameters,  # fp32 weight, gradient, two AdamW moments
+        "activation_bytes": 4 * tokens * (16 * C * L + 2 * vocab_size),
+    }
+
+
 __all__ = [
     "config_from_args",
     "DEVICES",
     "DTYPES",
+    "estimate_memory",
+    "LIMITS",
+    "MAX_EVAL_MULTIPLE",
     "model_config",
     "MODEL_FIELDS",
     "PRESETS",

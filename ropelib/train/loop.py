@@ -6,6 +6,9 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
+import math
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -15,12 +18,24 @@ from typing import Any
 import numpy as np
 import torch
 
+from ropelib.files import StorageError, os_reason
 from ropelib.model import ConfigError
 from ropelib.train.checkpoint import save_checkpoint
 from ropelib.train.config import TrainConfig
 from ropelib.train.metrics import METRICS, _append, plot_metrics, read_metrics
 from ropelib.train.optim import learning_rate
-from ropelib.train.run import _device, _distributed_env, _own_out_dir, _Run, _start_run
+from ropelib.train.run import (
+    DistributedError,
+    Diverged,
+    Interrupted,
+    _check_fits,
+    _device,
+    _distributed_env,
+    _interrupts,
+    _own_out_dir,
+    _Run,
+    _start_run,
+)
 
 
 # %% notebooks/03_training.md: Training / Batches that do not depend on how they are computed
@@ -41,6 +56,21 @@ def micro_batch(
     )
 
 
+class _MicroBatches(Sequence):
+    # A process's micro-batches of one step, each drawn only when the step reaches it.
+    def __init__(
+        self, tokens, config: TrainConfig, iteration: int, indices, device: str
+    ):
+        self.args, self.indices = (tokens, config, iteration), indices
+        self.device = device
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return micro_batch(*self.args, self.indices[i], device=self.device)
+
+
 # %% notebooks/03_training.md: Training / Batches that do not depend on how they are computed
 def train_step(
     model: torch.nn.Module,
@@ -53,21 +83,28 @@ def train_step(
     """One optimiser step; (mean loss, grad norm). Defined in the chapter *Training*."""
     for group in optimizer.param_groups:
         group["lr"] = lr
-    total = torch.zeros((), device=batches[0][0].device)
+    parallel = isinstance(model, torch.nn.parallel.DistributedDataParallel)
+    total = 0.0
     for index, (x, y) in enumerate(batches):
-        if isinstance(model, torch.nn.parallel.DistributedDataParallel):
-            # average the gradients across processes once, after the last micro-batch
+        if parallel:  # average the gradients across processes once, after the last one
             model.require_backward_grad_sync = index == len(batches) - 1
         with autocast():
             _, loss = model(x, y)
         (loss / len(batches)).backward()
-        total += loss.detach().float()
-    norm = 0.0
+        total = total + loss.detach().float()
+    total = total / len(batches)
+    if parallel:
+        torch.distributed.all_reduce(total)
+        total = total / torch.distributed.get_world_size()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
     if grad_clip > 0:
         norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip))
-    optimizer.step()
+    else:
+        norm = float(torch.nn.utils.get_total_norm(grads))
+    if math.isfinite(norm) and math.isfinite(float(total)):  # else: skipped
+        optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return total / len(batches), norm
+    return total, norm
 
 
 # %% notebooks/03_training.md: Training / Validation at longer contexts
@@ -116,21 +153,29 @@ def train(config: TrainConfig) -> dict[str, Any]:
             f"grad_accum={config.grad_accum} must be a multiple of WORLD_SIZE={world}"
         )
     device = _device(config, local_rank)
-    with _own_out_dir(config, rank):  # one trainer per out_dir, and no silent overwrite
-        if world > 1:
-            dist.init_process_group(
-                backend="nccl" if device.startswith("cuda") else "gloo"
-            )
+    _check_fits(
+        config, None, device
+    )  # the model and a micro-batch fit, before any data
+    after = f"the last checkpoint in {config.out_dir}, if any, is kept"
+    with _interrupts(after) as stop, _own_out_dir(config, rank):
+        if world == 1:
+            return _train(config, rank, world, device, stop)
+        backend = "nccl" if device.startswith("cuda") else "gloo"
+        timeout = datetime.timedelta(seconds=config.ddp_timeout_s)
+        dist.init_process_group(backend=backend, timeout=timeout)
         try:
-            return _train(config, rank, world, device)
+            return _train(config, rank, world, device, stop)
+        except dist.DistError as error:  # a stalled or dead process: a timeout, a reset
+            reason = " ".join(str(error).split())[:200]
+            raise DistributedError(f"a collective failed: {reason}; {after}") from None
         finally:
-            if world > 1:
-                dist.destroy_process_group()
+            dist.destroy_process_group()
 
 
 # %% notebooks/03_training.md: Training / The loop
-def _train(config: TrainConfig, rank: int, world: int, device: str) -> dict[str, Any]:
-    import torch.distributed as dist
+def _train(
+    config: TrainConfig, rank: int, world: int, device: str, stop
+) -> dict[str, Any]:
     from tqdm import tqdm
 
     run = _start_run(config, rank, world, device)
@@ -138,35 +183,32 @@ def _train(config: TrainConfig, rank: int, world: int, device: str) -> dict[str,
     if state["iter"] == 0 and not run.resumed:
         _evaluate(run, 0)
     tokens_per_step = config.batch_size * config.block_size * config.grad_accum
-    mine = range(
-        rank, config.grad_accum, world
-    )  # this process's micro-batches of each step
+    mine = range(rank, config.grad_accum, world)  # this process's micro-batches
     show = run.master and config.progress and sys.stderr.isatty()
     bar = tqdm(
         total=config.max_iters, initial=state["iter"], disable=not show, unit="step"
     )
     session_start = log_start = time.perf_counter()
     wall_before, log_tokens = state["wall_time_s"], 0
+    stop.armed = True  # a signal now stops the run at the next step boundary
     for iteration in range(state["iter"], config.max_iters):
         step_start = time.perf_counter()
         lr = learning_rate(config, iteration)
-        batches = [
-            micro_batch(run.data.train, config, iteration, j, device) for j in mine
-        ]
+        batches = _MicroBatches(run.data.train, config, iteration, mine, device)
         loss, grad_norm = train_step(
             run.model, run.optimizer, batches, lr, config.grad_clip, run.autocast
         )
-        if world > 1:
-            dist.all_reduce(loss)  # the logged loss is the mean over the global batch
-            loss = loss / world
         state["train_time_s"] += time.perf_counter() - step_start
-        state["loss_sum"] += float(loss)
-        state["loss_count"] += 1
-        log_tokens += tokens_per_step
         state["iter"] = done = iteration + 1
+        if math.isfinite(loss := float(loss)) and math.isfinite(grad_norm):
+            state["loss_sum"] += loss
+            state["loss_count"] += 1
+        else:  # the divergence guard: the step was skipped; may the run go on?
+            _bad_step(run, done, loss, grad_norm)
+        log_tokens += tokens_per_step
         bar.update(1)
         last = done == config.max_iters
-        if done % config.log_interval == 0 or last:
+        if (done % config.log_interval == 0 or last) and state["loss_count"]:
             now = time.perf_counter()
             mean_loss = state["loss_sum"] / state["loss_count"]
             speed = log_tokens / max(now - log_start, 1e-9)
@@ -178,13 +220,16 @@ def _train(config: TrainConfig, rank: int, world: int, device: str) -> dict[str,
             log_start, log_tokens = now, 0
         if done % config.eval_interval == 0 or last:
             _evaluate(run, done)
-        if run.master and (done % config.checkpoint_interval == 0 or last):
-            state["wall_time_s"] = wall_before + time.perf_counter() - session_start
-            state["scheduler"] = {
-                "schedule": config.schedule,
-                "next_lr": learning_rate(config, done),
-            }
-            save_checkpoint(run.out_dir, run.raw_model, run.optimizer, state)
+        stopping = _stop_requested(run, stop)  # SIGINT or SIGTERM, in any process
+        if done % config.checkpoint_interval == 0 or last or stopping:
+            _checkpoint(run, done, wall_before + time.perf_counter() - session_start)
+        if stopping and not last:
+            name = signal.Signals(stop.signum).name
+            message = (
+                f"stopped by {name} at step {done}; checkpoint saved in {run.out_dir}"
+            )
+            raise Interrupted(f"{message}; continue with --resume=true", stop.signum)
+    stop.armed = False
     bar.close()
     state["wall_time_s"] = wall_before + time.perf_counter() - session_start
     return _summary(run, tokens_per_step)
@@ -193,7 +238,13 @@ def _train(config: TrainConfig, rank: int, world: int, device: str) -> dict[str,
 # %% notebooks/92_trainer.md: The trainer / Logging a run
 def _log(run: _Run, record: dict) -> None:
     if run.master:
-        _append(run.out_dir / METRICS, record)
+        try:
+            _append(run.out_dir / METRICS, record)
+        except OSError as error:
+            raise StorageError(
+                f"could not append to {run.out_dir / METRICS}: {os_reason(error)}; "
+                f"{_kept(run)}"
+            ) from None
     run.state["metrics_lines"] += 1
 
 
@@ -232,7 +283,14 @@ def _summary(run: _Run, tokens_per_step: int) -> dict[str, Any]:
     config, state = run.config, run.state
     if run.master:
         title = f"pe={config.pe}, {config.n_layer}x{config.n_embd}, {Path(config.corpus).name}"
-        plot_metrics(read_metrics(run.out_dir), run.out_dir / "loss.png", title=title)
+        try:
+            plot_metrics(
+                read_metrics(run.out_dir), run.out_dir / "loss.png", title=title
+            )
+        except OSError as error:
+            raise StorageError(
+                f"could not write the plot: {os_reason(error)}"
+            ) from None
     return {
         "iters": state["iter"],
         "train_loss": state["last_train_loss"],
@@ -248,6 +306,63 @@ def _summary(run: _Run, tokens_per_step: int) -> dict[str, Any]:
         "world_size": run.world,
         "rank": run.rank,
     }
+
+
+# %% notebooks/92_trainer.md: The trainer / Faults that stop a run
+def _bad_step(run: _Run, done: int, loss: float, grad_norm: float) -> None:
+    state, config = run.state, run.config
+    state["bad_steps"] += 1
+    what = f"loss {loss}" if not math.isfinite(loss) else f"gradient norm {grad_norm}"
+    if state["bad_steps"] > config.max_bad_steps:
+        raise Diverged(
+            f"training diverged at step {done}: {what}; {_kept(run)}; lower lr, set "
+            f"grad_clip, or skip up to N such steps with --max_bad_steps=N"
+        )
+    if run.master:
+        bad, allowed = state["bad_steps"], config.max_bad_steps
+        print(
+            f"step {done}: {what}, update skipped ({bad} of {allowed})", file=sys.stderr
+        )
+
+
+def _kept(run: _Run) -> str:
+    saved = run.saved_at
+    if saved is None:
+        return f"no checkpoint was written in {run.out_dir} yet"
+    return f"the checkpoint of step {saved} in {run.out_dir} is kept"
+
+
+def _stop_requested(run: _Run, stop) -> bool:
+    signum = torch.tensor([stop.signum or 0], device=run.device)
+    if run.world > 1:  # every process stops at the same step
+        torch.distributed.all_reduce(signum, op=torch.distributed.ReduceOp.MAX)
+    stop.signum = int(signum) or None
+    return stop.signum is not None
+
+
+def _checkpoint(run: _Run, done: int, wall_time_s: float) -> None:
+    bad = [
+        name for name, p in run.raw_model.named_parameters() if not p.isfinite().all()
+    ]
+    if bad:  # every process holds the same weights, so all of them stop here
+        raise Diverged(
+            f"weights became non-finite at step {done} ({bad[0]}); {_kept(run)}"
+        )
+    if not run.master:
+        return
+    state, config = run.state, run.config
+    state["wall_time_s"] = wall_time_s
+    state["scheduler"] = {
+        "schedule": config.schedule,
+        "next_lr": learning_rate(config, done),
+    }
+    try:
+        save_checkpoint(run.out_dir, run.raw_model, run.optimizer, state)
+    except OSError as error:
+        raise StorageError(
+            f"could not write the checkpoint of step {done}: {os_reason(error)}; {_kept(run)}"
+        ) from None
+    run.saved_at = done
 
 
 __all__ = [

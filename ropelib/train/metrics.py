@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -57,8 +58,10 @@ def plot_metrics(records: list[dict], path: str | Path | None = None, title: str
     axes.set_title(f"Loss {title}".strip())
     axes.legend()
     figure.tight_layout()
-    if path is not None:
-        figure.savefig(path, dpi=100)
+    if path is not None:  # rendered in memory, then written atomically
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format=Path(path).suffix[1:] or "png", dpi=100)
+        atomic_write(path, buffer.getvalue())
     return figure
 
 
