@@ -59,6 +59,8 @@ class T5Scheme(PositionScheme):
         return self.t5.bias(q_positions, k_positions).to(device=device, dtype=dtype)
 
 
+# %% notebooks/04_bias.md: Position as a bias on the logits: ALiBi, T5 and truncated RoPE / The
+#    GPT adapters
 @register_scheme("p-rope")
 class PartialRoPEScheme(RoPEScheme):
     """p-RoPE: RoPE with the lowest frequencies removed (option `keep_fraction`)."""
