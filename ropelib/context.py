@@ -14,35 +14,45 @@ import torch
 from torch import Tensor, nn
 
 from ropelib.long_context import check_context_length
-from ropelib.scaling import EXTENSIONS, scaled_frequencies
+from ropelib.scaling import (
+    attention_factor_to_logit_scale,
+    scaled_frequencies,
+    scaling_parameters,
+)
 from ropelib.schemes.rope import RoPEScheme
 
 
 def extend_context(
-    model: nn.Module,
-    method: str,
-    factor: float = 1.0,
-    original_context: int | None = None,
+    model: nn.Module, rope_type: str, *, seq_len: int | None = None, **parameters
 ) -> int:
-    """Set every RoPE-family layer of `model` for a context `factor` times longer.
+    """Give every RoPE-family layer of `model` the frequencies of `rope_type`.
 
-    Returns the number of layers changed; `original_context` defaults to the model's
-    block_size. Derived in the chapter *Rotary values, context extension and long
-    contexts*.
+    Returns the number of layers changed. Derived in the chapter *Rotary values,
+    context extension and long contexts*.
     """
-    if method not in EXTENSIONS:
-        raise ValueError(f"method must be one of {EXTENSIONS}, got {method!r}")
+    takes = scaling_parameters(rope_type)  # an unknown type fails before any change
     changed = 0
     for module in model.modules():
         if not isinstance(module, RoPEScheme) or getattr(module, "rope", None) is None:
             continue
-        context = original_context or module.config.block_size
-        frequencies, scale = scaled_frequencies(
-            method, module.rope.rotary_dim, factor, module.config.rope_base, context
-        )
+        options = dict(parameters)
+        if "original_max_position_embeddings" in takes:
+            options.setdefault(
+                "original_max_position_embeddings", module.config.block_size
+            )
+        frequencies, attention_factor = scaled_frequencies(
+            rope_type, module.rope.rotary_dim, base=module.config.rope_base,
+            seq_len=seq_len, **options,
+        )  # fmt: skip
+        if frequencies.shape != module.rope.frequencies.shape:
+            raise ValueError(
+                f"partial_rotary_factor: this model rotates all "
+                f"{module.rope.rotary_dim} channels of each head, {rope_type!r} gave "
+                f"{len(frequencies)} of its {module.rope.rotary_dim // 2} frequencies"
+            )
         module.rope.frequencies = frequencies
         module.rope._cache.clear()
-        module.logit_scale = scale
+        module.logit_scale = attention_factor_to_logit_scale(attention_factor)
         changed += 1
     return changed
 

@@ -1,4 +1,4 @@
-"""Context extension (PI, NTK-aware, YaRN), its model layer, and the inversion Monte Carlo.
+"""Context extension (the rope-type registry), its model layer, and the inversion Monte Carlo.
 
 Derived in the chapter *Rotary values, context extension and long contexts*.
 """
@@ -16,13 +16,16 @@ from ropelib.long_context import inversion_probabilities, rotary_scores
 from ropelib.model import GPT, GPTConfig
 from ropelib.rope import RotaryEmbedding, rope_frequencies
 from ropelib.scaling import (
-    EXTENSIONS,
-    interpolated_frequencies,
-    ntk_frequencies,
+    ROPE_SCALING,
+    attention_factor_to_logit_scale,
+    register_rope_scaling,
     scaled_frequencies,
-    yarn_frequencies,
+    scaling_parameters,
+    yarn_attention_factor,
     yarn_logit_scale,
 )
+
+YARN = dict(factor=4.0, original_max_position_embeddings=128)
 
 
 def small(pe: str) -> GPT:
@@ -38,26 +41,28 @@ def test_extend_context_changes_every_rope_layer_and_restores(pe):
     idx = torch.randint(0, 30, (1, 40), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         before = model(idx)[0]
-        assert extend_context(model, "pi", 4.0) == 2
+        assert extend_context(model, "linear", factor=4.0) == 2
         layer = model.transformer.h[0].attn.pe
         torch.testing.assert_close(layer.rope.frequencies, rope_frequencies(16) / 4)
         assert not torch.allclose(model(idx)[0], before)
-        extend_context(model, "yarn", 4.0)
+        extend_context(model, "yarn", factor=4.0)
         assert layer.logit_scale == pytest.approx((0.1 * math.log(4) + 1) ** 2)
-        extend_context(model, "none")
+        extend_context(model, "yarn", factor=4.0, attention_factor=0.5)
+        assert layer.logit_scale == 0.25  # HF's attention factor on cos and sin, squared
+        extend_context(model, "default")
         assert layer.logit_scale == 1.0
         torch.testing.assert_close(model(idx)[0], before)
 
 
 def test_extend_context_leaves_non_rotary_models_alone():
     model = small("learned")
-    assert extend_context(model, "ntk", 2.0) == 0
+    assert extend_context(model, "ntk", factor=2.0) == 0
 
 
 def test_rove_values_follow_the_new_frequencies():
     """After extension, RoVE's output still depends on relative positions only."""
     model = small("rove")
-    extend_context(model, "ntk", 4.0)
+    extend_context(model, "ntk", factor=4.0)
     idx = torch.randint(0, 30, (2, 12), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(
@@ -66,27 +71,52 @@ def test_rove_values_follow_the_new_frequencies():
         )  # fmt: skip
 
 
+def test_extend_context_defaults_the_original_context_to_the_block_size():
+    model = small("rope")
+    extend_context(model, "yarn", factor=4.0)
+    expected = scaled_frequencies("yarn", 16, factor=4.0, original_max_position_embeddings=16)
+    torch.testing.assert_close(model.transformer.h[1].attn.pe.rope.frequencies, expected[0])
+    extend_context(model, "yarn", factor=4.0, original_max_position_embeddings=64)
+    other = scaled_frequencies("yarn", 16, factor=4.0, original_max_position_embeddings=64)
+    torch.testing.assert_close(model.transformer.h[1].attn.pe.rope.frequencies, other[0])
+
+
+def test_the_logit_scale_is_the_square_of_the_attention_factor():
+    """HF multiplies cos and sin by a: both q and k, so q·k by a²."""
+    torch.manual_seed(0)
+    q, k = torch.randn(2, 1, 2, 5, 16, dtype=torch.float64).unbind(0)
+    frequencies, a = scaled_frequencies("yarn", 16, **YARN)
+    rope = RotaryEmbedding(16, frequencies=frequencies)
+    q_rot, k_rot = rope.rotate_queries_and_keys(q, k)
+    hf_scores = (a * q_rot) @ (a * k_rot).mT  # cos and sin times a, on q and on k
+    ours = attention_factor_to_logit_scale(a) * (q_rot @ k_rot.mT)
+    torch.testing.assert_close(ours, hf_scores, rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(a * (q_rot @ k_rot.mT), hf_scores)  # not a itself
+    assert attention_factor_to_logit_scale(a) == pytest.approx(yarn_logit_scale(4.0))
+
+
 def test_ntk_keeps_the_fastest_and_interpolates_the_slowest_pair():
-    ntk, theta = ntk_frequencies(64, 8.0), rope_frequencies(64)
+    ntk, theta = scaled_frequencies("ntk", 64, factor=8.0)[0], rope_frequencies(64)
     assert ntk[0] == pytest.approx(theta[0].item())
     assert ntk[-1].item() == pytest.approx(theta[-1].item() / 8, rel=1e-12)
 
 
-def test_yarn_lies_between_pi_and_the_original_and_ramps_in_the_turns():
-    yarn, theta = yarn_frequencies(64, 4.0, 128), rope_frequencies(64)
-    assert torch.all(yarn <= theta + 1e-15)
-    assert torch.all(yarn >= interpolated_frequencies(64, 4.0) - 1e-15)
+def test_yarn_paper_lies_between_pi_and_the_original_and_ramps_in_the_turns():
+    yarn, attention = scaled_frequencies("yarn-paper", 64, **YARN)
+    theta = rope_frequencies(64)
+    assert torch.all(yarn <= theta + 1e-15) and torch.all(yarn >= theta / 4 - 1e-15)
     turns = 128 * theta / (2 * math.pi)
     gamma = (turns - 1) / 31
     middle = (turns > 1) & (turns < 32)
     assert middle.sum() >= 3
     blend = (yarn[middle] / theta[middle] - 1 / 4) / (1 - 1 / 4)  # recovers γ(r_j)
     torch.testing.assert_close(blend, gamma[middle])
+    assert attention == 0.1 * math.log(4) + 1
 
 
-def test_yarn_differs_from_the_released_code_s_ramp_in_the_pair_index():
+def test_yarn_ramps_in_the_pair_index_and_differs_from_yarn_paper():
     """The released code ramps linearly in j between floor/ceil correction dims."""
-    D, L, s, base = 128, 2048, 10, 10000.0
+    D, L, s, base = 128, 2048, 10.0, 10000.0
 
     def dim(turns):
         return D * math.log(L / (turns * 2 * math.pi)) / (2 * math.log(base))
@@ -94,33 +124,175 @@ def test_yarn_differs_from_the_released_code_s_ramp_in_the_pair_index():
     low, high = math.floor(dim(32)), math.ceil(dim(1))
     keep = 1 - ((torch.arange(D // 2, dtype=torch.float64) - low) / (high - low)).clamp(0, 1)
     theta = rope_frequencies(D, base)
-    released = theta / s * (1 - keep) + theta * keep
-    ratio = released / yarn_frequencies(D, s, L, base)
+    parameters = dict(factor=s, original_max_position_embeddings=L)
+    released = scaled_frequencies("yarn", D, **parameters)[0]
+    torch.testing.assert_close(released, theta / s * (1 - keep) + theta * keep)
+    ratio = released / scaled_frequencies("yarn-paper", D, **parameters)[0]
     torch.testing.assert_close(ratio[: low + 1], torch.ones(low + 1, dtype=torch.float64))
-    assert ratio.max() > 2.5
+    assert ratio.max() > 2.5 and int((ratio - 1).abs().gt(0.01).sum()) == 24
+    untruncated = scaled_frequencies("yarn", D, truncate=False, **parameters)[0]
+    assert not torch.allclose(untruncated, released)  # the rounding moves the ramp's ends
 
 
-def test_scaled_frequencies_names_every_method():
-    theta = rope_frequencies(32)
-    assert torch.equal(scaled_frequencies("none", 32)[0], theta)
-    torch.testing.assert_close(scaled_frequencies("pi", 32, 2.0)[0], theta / 2)
-    torch.testing.assert_close(scaled_frequencies("ntk", 32, 2.0)[0], ntk_frequencies(32, 2.0))
-    frequencies, scale = scaled_frequencies("yarn", 32, 2.0, original_context=64)
-    torch.testing.assert_close(frequencies, yarn_frequencies(32, 2.0, 64))
-    assert scale == yarn_logit_scale(2.0)
-    assert set(EXTENSIONS) == {"none", "pi", "ntk", "yarn"}
+def test_yarn_attention_factor_follows_hugging_face():
+    assert yarn_attention_factor(1.0) == 1.0 and yarn_attention_factor(0.5 + 0.5) == 1.0
+    assert yarn_attention_factor(4.0) == 0.1 * math.log(4.0) + 1
+    assert yarn_attention_factor(4.0, attention_factor=0.7) == 0.7
+    assert yarn_attention_factor(40.0, mscale=1.0, mscale_all_dim=1.0) == 1.0
+    ratio = (0.1 * 0.707 * math.log(40) + 1) / (0.1 * math.log(40) + 1)
+    assert yarn_attention_factor(40.0, mscale=0.707, mscale_all_dim=1.0) == pytest.approx(ratio)
+    # one of the two alone is ignored, as in Hugging Face
+    assert yarn_attention_factor(40.0, mscale=0.707) == yarn_attention_factor(40.0)
+
+
+def test_dynamic_ntk_is_rope_within_the_context_and_static_ntk_at_factor_one():
+    dyn = dict(factor=4.0, original_max_position_embeddings=256)
+    for n in (None, 0, 1, 256):
+        assert torch.equal(
+            scaled_frequencies("dynamic", 64, seq_len=n, **dyn)[0], rope_frequencies(64)
+        )
+    at_4L = scaled_frequencies(
+        "dynamic", 64, seq_len=1024, factor=1.0, original_max_position_embeddings=256
+    )[0]
+    torch.testing.assert_close(at_4L, scaled_frequencies("ntk", 64, factor=4.0)[0])
+
+
+def test_longrope_switches_from_short_to_long_factors_past_the_original_length():
+    short, long = [1.0 + j for j in range(8)], [2.0 + j for j in range(8)]
+    lr = dict(short_factor=short, long_factor=long, original_max_position_embeddings=64)
+    theta = rope_frequencies(16)
+    for n, factors in ((None, short), (64, short), (65, long)):
+        frequencies, a = scaled_frequencies("longrope", 16, seq_len=n, factor=4.0, **lr)
+        torch.testing.assert_close(frequencies, theta / torch.tensor(factors).double())
+        assert a == pytest.approx(math.sqrt(1 + math.log(4) / math.log(64)))
+    assert scaled_frequencies("longrope", 16, factor=1.0, **lr)[1] == 1.0
+
+
+def test_llama3_is_the_paper_ramp_in_turns_with_its_band_factors():
+    bands = dict(factor=8.0, original_max_position_embeddings=8192)
+    llama3, a = scaled_frequencies(
+        "llama3", 128, base=5e5, low_freq_factor=1.0, high_freq_factor=4.0, **bands
+    )
+    paper, _ = scaled_frequencies(
+        "yarn-paper", 128, base=5e5, beta_slow=1.0, beta_fast=4.0, **bands
+    )
+    torch.testing.assert_close(llama3, paper, rtol=1e-14, atol=0)
+    assert a == 1.0
+
+
+def test_proportional_keeps_the_full_head_frequencies_and_zeros_the_rest():
+    frequencies, a = scaled_frequencies(
+        "proportional", 64, base=1e6, factor=2.0, partial_rotary_factor=0.25
+    )
+    assert len(frequencies) == 32 and a == 1.0
+    torch.testing.assert_close(frequencies[:8], rope_frequencies(64, 1e6)[:8] / 2)
+    assert not frequencies[8:].any()
+    partial = scaled_frequencies("linear", 64, factor=2.0, partial_rotary_factor=0.25)[0]
+    torch.testing.assert_close(partial, rope_frequencies(16) / 2)  # 16 rotated channels
+
+
+def test_a_user_can_register_a_rope_type():
+    @register_rope_scaling("test-half-base")
+    def half_base(dim, *, base, seq_len=None, shift: float = 0.0):
+        return rope_frequencies(dim, base / 2) * (1 + shift), 1.5
+
+    try:
+        assert "test-half-base" in ROPE_SCALING
+        frequencies, a = scaled_frequencies("test-half-base", 32, shift=0.5)
+        torch.testing.assert_close(frequencies, rope_frequencies(32, 5000.0) * 1.5)
+        assert a == 1.5 and scaling_parameters("test-half-base") == {"shift": False}
+        model = small("rope")
+        assert extend_context(model, "test-half-base") == 2
+        assert model.transformer.h[0].attn.pe.logit_scale == 2.25
+        with pytest.raises(ValueError, match="takes no parameter 'factor'"):
+            scaled_frequencies("test-half-base", 32, factor=2.0)
+    finally:
+        ROPE_SCALING.pop("test-half-base")
+
+
+def test_every_type_returns_float64_frequencies_one_per_rotated_pair():
+    examples = {
+        "default": {},
+        "linear": dict(factor=2.0),
+        "ntk": dict(factor=2.0),
+        "dynamic": dict(factor=2.0, original_max_position_embeddings=64),
+        "yarn": YARN,
+        "yarn-paper": YARN,
+        "longrope": dict(
+            short_factor=[1.0] * 16,
+            long_factor=[2.0] * 16,
+            factor=2.0,
+            original_max_position_embeddings=64,
+        ),
+        "llama3": dict(YARN, low_freq_factor=1.0, high_freq_factor=4.0),
+        "proportional": dict(partial_rotary_factor=0.5),
+    }
+    assert set(examples) == set(ROPE_SCALING)
+    for name, parameters in examples.items():
+        frequencies, a = scaled_frequencies(name, 32, seq_len=100, **parameters)
+        assert frequencies.dtype == torch.float64 and frequencies.shape == (16,), name
+        assert isinstance(a, float) and a > 0, name
 
 
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda: extend_context(small("rope"), "linear", 2.0), "method"),
-        (lambda: scaled_frequencies("linear", 32), "method"),
-        (lambda: scaled_frequencies("yarn", 32, 2.0), "original_context"),
-        (lambda: interpolated_frequencies(64, 0.5), "factor"),
-        (lambda: ntk_frequencies(64, float("nan")), "factor"),
+        (lambda: extend_context(small("rope"), "pi", factor=2.0), "rope_type must be one of"),
+        (lambda: scaled_frequencies("none", 32), "rope_type must be one of"),
+        (lambda: scaled_frequencies("yarn", 32, factor=2.0), "original_max_position_emb"),
+        (lambda: scaled_frequencies("linear", 32), "needs the parameter 'factor'"),
+        (lambda: scaled_frequencies("linear", 32, factor=2.0, beta_fast=4), "beta_fast"),
+        (lambda: scaled_frequencies("linear", 64, factor=0.5), "factor"),
+        (lambda: scaled_frequencies("ntk", 64, factor=float("nan")), "factor"),
+        (lambda: scaled_frequencies("default", 31), "partial_rotary_factor"),
+        (lambda: scaled_frequencies("default", 0), "head_dim"),
+        (lambda: scaled_frequencies("default", 32, base=1.0), "base"),
+        (lambda: scaled_frequencies("default", 32, seq_len=-1), "seq_len"),
+        (lambda: scaled_frequencies("default", 32, partial_rotary_factor=1.5), "partial_rot"),
+        (lambda: scaled_frequencies("ntk", 2, factor=2.0), "4 rotated channels"),
+        (
+            lambda: scaled_frequencies("yarn", 32, factor=2.0, original_max_position_embeddings=0),
+            "original_max",
+        ),
+        (lambda: scaled_frequencies("yarn", 32, beta_fast=1.0, **YARN), "beta_fast"),
+        (lambda: scaled_frequencies("yarn", 32, truncate="yes", **YARN), "truncate"),
+        (lambda: scaled_frequencies("yarn-paper", 32, truncate=True, **YARN), "truncate"),
+        (lambda: scaled_frequencies("yarn", 32, attention_factor=-1.0, **YARN), "attention_f"),
+        (
+            lambda: scaled_frequencies(
+                "longrope",
+                32,
+                short_factor=[1.0] * 3,
+                long_factor=[1.0] * 16,
+                factor=2.0,
+                original_max_position_embeddings=8,
+            ),
+            "short_factor",
+        ),
+        (
+            lambda: scaled_frequencies(
+                "longrope",
+                32,
+                short_factor=[1.0] * 16,
+                long_factor=[1.0] * 16,
+                original_max_position_embeddings=8,
+            ),
+            "factor",
+        ),
+        (
+            lambda: scaled_frequencies(
+                "llama3", 32, low_freq_factor=4.0, high_freq_factor=1.0, **YARN
+            ),
+            "high_freq_factor",
+        ),
+        (lambda: scaled_frequencies("proportional", 32, partial_rotary_factor=2.0), "partial"),
+        (
+            lambda: extend_context(small("rope"), "linear", factor=2.0, partial_rotary_factor=0.5),
+            "partial_rotary_factor",
+        ),
+        (lambda: register_rope_scaling("")(lambda dim: None), "name"),
+        (lambda: register_rope_scaling("x")(lambda dim: None), "base and seq_len"),
         (lambda: yarn_logit_scale(True), "factor"),
-        (lambda: yarn_frequencies(64, 2.0, 0), "original_context"),
         (lambda: inversion_probabilities(1), "context_length"),
         (lambda: model_inversion_probabilities(small("rope"), torch.arange(9), 1, 10), "context"),
         (lambda: model_inversion_probabilities(small("learned"), torch.arange(9), 8, 10), "RoPE"),
@@ -183,6 +355,7 @@ def test_context_extension_runner_claims_each_run_once_and_resumes(tmp_path, mon
     import ropelib.train.config as train_config
     from ropelib.experiments.context_extension import (
         FACTORS,
+        METHODS,
         context_extension_summary,
         context_extension_table,
         run_context_extension,
@@ -212,8 +385,8 @@ def test_context_extension_runner_claims_each_run_once_and_resumes(tmp_path, mon
         keys = {"experiment", "run", "label", "seed", "quick", "config", "git", "hardware"}
         assert keys <= set(record)
         assert record["experiment"] == "context-extension" and record["quick"] is True
-        assert set(record["loss"]) == {"trained", *EXTENSIONS}
-        for method in EXTENSIONS:
+        assert set(record["loss"]) == {"trained", *METHODS}
+        for method in METHODS:
             assert set(record["loss"][method]) == {f"{f}x" for f in FACTORS}
             assert all(math.isfinite(v) for v in record["loss"][method].values())
     before = {path.name: path.read_text() for path in results.glob("*.json")}
@@ -226,8 +399,8 @@ def test_context_extension_runner_claims_each_run_once_and_resumes(tmp_path, mon
         assert len(lines) == len(set(lines))
     summary = context_extension_summary(results)
     rope = next(r for r in again if r["label"] == "rope")
-    assert summary["rope"]["pi"]["8x"][0] == rope["loss"]["pi"]["8x"]
-    assert "| rope | yarn |" in context_extension_table(results)
+    assert summary["rope"]["linear"]["8x"][0] == rope["loss"]["linear"]["8x"]
+    assert "| rope | yarn-paper |" in context_extension_table(results)
 
 
 def test_the_stored_context_extension_results_still_read():
@@ -238,4 +411,6 @@ def test_the_stored_context_extension_results_still_read():
     stored = Path(__file__).resolve().parent.parent / "results" / "context-extension"
     summary = context_extension_summary(stored)
     assert set(summary) == {"rope", "rove", "xpos", "rove-xpos"}
-    assert all(cell[2] == 3 for cell in summary["rope"]["yarn"].values())
+    # the stored runs name their methods "none", "pi", "ntk", "yarn" (the paper's ramp)
+    assert set(summary["rope"]) == {"trained", "default", "linear", "ntk", "yarn-paper"}
+    assert all(cell[2] == 3 for cell in summary["rope"]["yarn-paper"].values())

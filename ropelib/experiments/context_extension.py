@@ -24,12 +24,23 @@ from ropelib.experiments.runner import (
     run_experiment,
     run_lock,
 )
-from ropelib.scaling import EXTENSIONS
 from ropelib.train.checkpoint import load_model
 from ropelib.train.loop import evaluate_lengths, train
 
 FACTORS = (2, 4, 8)
 INVERSION_LENGTHS = (64, 256, 1024, 4096, 16384)
+METHODS = ("default", "linear", "ntk", "yarn-paper")  # rope types, ropelib.scaling
+# records written before the rope-type registry name the methods "none", "pi", "ntk" and
+# "yarn"; their "yarn" is the paper's ramp, today's "yarn-paper"
+STORED_METHODS = {"none": "default", "pi": "linear", "ntk": "ntk", "yarn": "yarn-paper"}
+
+
+def record_losses(record: dict) -> dict[str, dict[str, float]]:
+    """{method: {length: loss}} of a record, old method names translated."""
+    losses = record["loss"]
+    if "none" not in losses:  # written with today's rope-type names
+        return losses
+    return {STORED_METHODS.get(name, name): value for name, value in losses.items()}
 
 
 def measure_extensions(model, config, tokens, quick: bool = False) -> dict:
@@ -41,11 +52,12 @@ def measure_extensions(model, config, tokens, quick: bool = False) -> dict:
         return evaluate_lengths(model, tokens, block, (factor,), 32, batches)
 
     loss = {"trained": evaluate(1)}
-    for method in EXTENSIONS:
+    for method in METHODS:
         for factor in FACTORS:
-            extend_context(model, method, factor)
+            options = {} if method == "default" else {"factor": factor}
+            extend_context(model, method, **options)
             loss.setdefault(method, {}).update(evaluate(factor))
-    extend_context(model, "none")
+    extend_context(model, "default")
     samples = 2000 if quick else 20000
     inversion = {
         str(n): model_inversion_probabilities(model, tokens, n, samples)
@@ -128,7 +140,7 @@ def context_extension_summary(results_dir: str | Path) -> dict[str, dict[str, di
     """{label: {method: {length: (mean, std, seeds)}}} over the stored runs."""
     values: dict[str, dict[str, dict[str, list[float]]]] = {}
     for record in load_results("context-extension", results_dir):
-        for method, losses in record["loss"].items():
+        for method, losses in record_losses(record).items():
             for length, value in losses.items():
                 entry = values.setdefault(record["label"], {}).setdefault(method, {})
                 entry.setdefault(length, []).append(value)
@@ -155,12 +167,14 @@ def context_extension_table(results_dir: str | Path) -> str:
     ]
     for label, methods in summary.items():
         trained = methods["trained"]["1x"]
-        for method in EXTENSIONS:
+        for method in METHODS:
             cells = [
                 f"{methods[method][n][0]:.3f} ± {methods[method][n][1]:.3f}"
                 for n in lengths
             ]
-            first = f"{trained[0]:.3f} ± {trained[1]:.3f}" if method == "none" else ""
+            first = (
+                f"{trained[0]:.3f} ± {trained[1]:.3f}" if method == "default" else ""
+            )
             row = f"| {label} | {method} | {first} | " + " | ".join(cells)
             lines.append(row + f" | {trained[2]} |")
     return "\n".join(lines)
@@ -177,5 +191,8 @@ __all__ = [
     "FACTORS",
     "INVERSION_LENGTHS",
     "measure_extensions",
+    "METHODS",
+    "record_losses",
     "run_context_extension",
+    "STORED_METHODS",
 ]
