@@ -26,7 +26,7 @@ METHODS = {
     "long_context",
     "bias",
 }
-BOTTOM = {"data", "files"}  # infrastructure: may be used by every layer above the methods
+BOTTOM = {"data", "files", "tasks"}  # infrastructure and task data: used by the layers above
 MODEL = {"model", "schemes", "vision", "context"}
 TRAINER = {"train"}
 EXPERIMENTS = {"experiments"}
