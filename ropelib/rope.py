@@ -106,6 +106,8 @@ def apply_rotary(
             for t in (cos, sin)
         )
     if interleaved:
+        if torch.compiler.is_compiling():  # no complex view in a compiled graph
+            return _rotate_interleaved(x, cos, sin)
         if not _complex_view_ok(x):
             x = x.contiguous()
         pairs = torch.view_as_complex(x.unflatten(-1, (-1, 2)))  # [..., R/2] complex
@@ -121,6 +123,13 @@ def apply_rotary(
 def _complex_view_ok(x: Tensor) -> bool:
     strides_even = all(s % 2 == 0 for s in x.stride()[:-1])
     return x.stride(-1) == 1 and x.storage_offset() % 2 == 0 and strides_even
+
+
+def _rotate_interleaved(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """The complex product written in real arithmetic, for compiled graphs."""
+    x0, x1 = x.unflatten(-1, (-1, 2)).unbind(-1)
+    rotated = (x0 * cos - x1 * sin, x1 * cos + x0 * sin)  # Re, Im of (x0 + i x1) e^{iα}
+    return torch.stack(rotated, dim=-1).flatten(-2)
 
 
 # %% notebooks/01_rope.md: Rotary position embeddings from first principles / The implementation
@@ -147,7 +156,7 @@ def apply_rope(
     frequencies = _check_frequencies(frequencies, rotary_dim)
     if positions is None:
         seq = x.shape[_seq_axis(layout)]
-        positions = torch.arange(offset, offset + seq, device=x.device)
+        positions = offset + torch.arange(seq, device=x.device)
     elif offset:
         raise ValueError("pass either positions or offset, not both")
     positions = _check_positions(positions, x, layout)
@@ -310,10 +319,10 @@ class _AngleCache(nn.Module):
         """cos and sin of (offset + t)·θ_j, each `[length, rotary_dim/2]`."""
         device = torch.device("cpu") if device is None else torch.device(device)
         end = offset + length
-        if (
-            end > self.cache_limit
-        ):  # far positions: compute, rather than cache a huge table
-            positions = torch.arange(offset, end, device=device)
+        # far positions, or a compiled graph (where a growing cache would be a side
+        # effect and a guard on its size): form the table, rather than cache it
+        if end > self.cache_limit or torch.compiler.is_compiling():
+            positions = offset + torch.arange(length, device=device)
             return _cos_sin(rope_angles(positions, self.frequencies), dtype, device)
         cached = self._cache.get((device, dtype))
         if cached is None or cached[0].shape[0] < end:
