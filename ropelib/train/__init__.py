@@ -16,6 +16,7 @@ from ropelib.train.config import (
     TOKENIZERS,
     TrainConfig,
     config_from_args,
+    estimate_memory,
     model_config,
 )
 from ropelib.train.loop import evaluate_lengths, micro_batch, train, train_step
@@ -28,6 +29,7 @@ __all__ = [
     "config_from_args",
     "DEVICES",
     "DTYPES",
+    "estimate_memory",
     "evaluate_lengths",
     "learning_rate",
     "load_checkpoint",

@@ -76,9 +76,7 @@ class TrainConfig:
     weight_decay: float = 0.1
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0  # 0 disables clipping
-    max_bad_steps: int = (
-        0  # steps with a non-finite loss or gradient to skip, then stop
-    )
+    max_bad_steps: int = 0  # non-finite steps to skip before the run stops
     # evaluation, logging, checkpoints
     eval_interval: int = 250
     eval_iters: int = 20
@@ -167,11 +165,6 @@ def _validate(config: TrainConfig) -> None:
     )
     _require(distinct_positive, "eval_lengths", accepted, lengths)
     _require(0 <= c.seed < 2**31, "seed", "an integer in [0, 2**31)", c.seed)
-    accepted = f"an integer in [0, max_iters={c.max_iters}]"
-    _require(
-        0 <= c.max_bad_steps <= c.max_iters, "max_bad_steps", accepted, c.max_bad_steps
-    )
-    _require(c.ddp_timeout_s > 0, "ddp_timeout_s", "a positive number", c.ddp_timeout_s)
     for name, choices in [
         ("schedule", SCHEDULES),
         ("device", DEVICES),
@@ -218,6 +211,10 @@ def _check_limits(config: TrainConfig) -> None:
     for name, limit in LIMITS.items():
         value = getattr(config, name)
         _require(value <= limit, name, f"at most {limit:,} (a sane limit)", value)
+    bad, accepted = config.max_bad_steps, f"in [0, max_iters={config.max_iters}]"
+    _require(0 <= bad <= config.max_iters, "max_bad_steps", accepted, bad)
+    timeout = config.ddp_timeout_s
+    _require(timeout > 0, "ddp_timeout_s", "a positive number of seconds", timeout)
     longest = max(config.eval_lengths, default=0)
     accepted = f"multiples of block_size of at most {MAX_EVAL_MULTIPLE}"
     _require(

@@ -60,6 +60,7 @@ def _distributed_env() -> tuple[int, int, int]:
     return rank, world, local_rank
 
 
+# %% notebooks/92_trainer.md: The trainer / Devices, precision and processes
 def _device(config: TrainConfig, local_rank: int) -> str:
     if config.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
