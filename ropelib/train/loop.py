@@ -165,8 +165,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
         dist.init_process_group(backend=backend, timeout=timeout)
         try:
             return _train(config, rank, world, device, stop)
-        except dist.DistError as error:  # a stalled or dead process: a timeout, a reset
+        except RuntimeError as error:  # Gloo's timeouts are plain RuntimeErrors
             reason = " ".join(str(error).split())[:200]
+            stalled = ("timed out", "timeout", "connection", "peer")
+            if not isinstance(error, dist.DistError) and not any(
+                word in reason.lower() for word in stalled
+            ):
+                raise  # a bug keeps its traceback
             raise DistributedError(f"a collective failed: {reason}; {after}") from None
         finally:
             dist.destroy_process_group()
