@@ -257,6 +257,8 @@ class PartialRoPE(RotaryEmbedding):
         layout: str = "bhtd",
     ) -> None:
         frequencies = partial_rope_frequencies(head_dim, keep_fraction, base)
+        self.keep_fraction = float(keep_fraction)
+        self.kept_pairs = int(keep_fraction * head_dim // 2)
         super().__init__(
             head_dim,
             base=base,
@@ -264,8 +266,18 @@ class PartialRoPE(RotaryEmbedding):
             frequencies=frequencies,
             layout=layout,
         )
-        self.keep_fraction = float(keep_fraction)
-        self.kept_pairs = int(keep_fraction * head_dim // 2)
+
+    @property
+    def frequencies(self) -> Tensor:
+        return self._frequencies
+
+    @frequencies.setter
+    def frequencies(self, value: Tensor) -> None:
+        """Any frequencies assigned (context extension) lose their lowest pairs too."""
+        value = value.detach().to("cpu", torch.float64).clone()
+        value[self.kept_pairs :] = 0.0
+        self._frequencies = value
+        getattr(self, "_cache", {}).clear()  # cos/sin of the old frequencies
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, kept_pairs={self.kept_pairs}"

@@ -132,6 +132,21 @@ def test_p_rope_extremes_are_nope_and_rope():
     assert torch.allclose(full_q, rope_q) and torch.allclose(full_k, rope_k)
 
 
+def test_context_extension_keeps_p_ropes_dropped_pairs_unrotated():
+    from ropelib.context import extend_context
+
+    model = model_for("p-rope")
+    rope = model.transformer.h[0].attn.pe.rope
+    before = rope.frequencies.clone()
+    q = torch.randn(1, 4, 10, 8)
+    rope.rotate_queries_and_keys(q, q)  # fills the cos/sin cache
+    assert extend_context(model, "linear", factor=4.0) == 2
+    assert torch.equal(rope.frequencies[:3], before[:3] / 4) and (rope.frequencies[3:] == 0).all()
+    rotated, _ = rope.rotate_queries_and_keys(q, q)
+    expected, _ = RotaryEmbedding(8, frequencies=before / 4).rotate_queries_and_keys(q, q)
+    torch.testing.assert_close(rotated, expected)  # the cache was rebuilt
+
+
 def test_half_truncated_frequencies_are_modded_nanogpts():
     w = half_truncated_frequencies(128)
     expected = (1 / 1024) ** torch.linspace(0, 1, 32, dtype=torch.float64)
