@@ -153,9 +153,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
             f"grad_accum={config.grad_accum} must be a multiple of WORLD_SIZE={world}"
         )
     device = _device(config, local_rank)
-    _check_fits(
-        config, None, device
-    )  # the model and a micro-batch fit, before any data
+    # the model and a micro-batch must fit the device, checked before any data is read
+    _check_fits(config, None, device)
     after = f"the last checkpoint in {config.out_dir}, if any, is kept"
     with _interrupts(after) as stop, _own_out_dir(config, rank):
         if world == 1:
