@@ -45,6 +45,7 @@ class Task:
     train_sizes: tuple[int, int]  # drawn uniformly, both ends included
     test_sizes: tuple[int, ...]
     tokens_per_size: tuple[int, int]  # sequence length = a * size + b
+    chance: float  # the accuracy of a uniform guess at a scored position
     variants: dict[str, dict] = field(default_factory=dict)  # at the training size
 
     def tokens(self, size: int) -> int:
@@ -56,14 +57,14 @@ TASKS: dict[str, Task] = {
     task.name: task
     for task in (
         Task("copy", tasks.copy_task, tasks.COPY_VOCAB, "symbols copied", (1, 16),
-             (16, 32, 64, 128), (2, 2)),
+             (16, 32, 64, 128), (2, 2), 1 / tasks.COPY_SYMBOLS),
         Task("mqar", tasks.mqar_task, tasks.MQAR_VOCAB, "key-value pairs", (2, 8),
-             (8, 16, 32, 64), (4, 0)),
+             (8, 16, 32, 64), (4, 0), 1 / tasks.MQAR_VALUES),
         Task("flip-flop", tasks.flip_flop_task, tasks.FLIP_VOCAB, "instructions",
-             (8, 32), (32, 64, 128, 256), (2, 0),
+             (8, 32), (32, 64, 128, 256), (2, 0), 1 / 2,
              {"sparse": {"p_ignore": 0.98}, "dense": {"p_ignore": 0.1}}),
         Task("passkey", tasks.passkey_task, tasks.PASSKEY_VOCAB, "tokens", (40, 64),
-             (64, 128, 256, 512), (1, 0)),
+             (64, 128, 256, 512), (1, 0), 1 / 10),
     )
 }  # fmt: skip
 
@@ -237,6 +238,7 @@ def run_diagnostics(
     runs_dir: str | Path | None = None,
     data_dir: str | Path | None = None,
     threads: int | None = 1,
+    log: bool = True,
 ) -> Path:
     """Train every run without a record. Defined in the chapter *Diagnostics*."""
     default_results, default_runs = experiment_dirs(quick)
@@ -263,7 +265,10 @@ def run_diagnostics(
                     run, label, config, quick, model, history, tokens, wall, origin
                 )
                 write_record(path, record)
-                print(f"{EXPERIMENT}/{run}: {record['wall_time_s']:.1f} s", flush=True)
+                if log:
+                    print(
+                        f"{EXPERIMENT}/{run}: {record['wall_time_s']:.1f} s", flush=True
+                    )
     finally:
         torch.set_num_threads(previous)
     return results
@@ -282,6 +287,11 @@ def accuracy_by_scheme(records: list[dict], task: str, key: str = "accuracy") ->
     return {pe: dict(sorted(found[pe].items())) for pe in sorted(found)}
 
 
+def _cell(values: list[float]) -> str:
+    mean, std = mean_std(values)
+    return f"{mean:.1f}" if len(values) == 1 else f"{mean:.1f} ± {std:.1f}"
+
+
 def diagnostics_table(results_dir: str | Path) -> str:
     """Accuracy (%) by task, scheme, length. Defined in the chapter *Diagnostics*."""
     records = load_results(EXPERIMENT, results_dir)
@@ -294,10 +304,7 @@ def diagnostics_table(results_dir: str | Path) -> str:
     for task in TASKS:
         for pe, by_size in accuracy_by_scheme(records, task).items():
             seeds = max(len(v) for v in by_size.values())
-            cells = [
-                "{:.1f} ± {:.1f}".format(*mean_std([100 * a for a in v.values()]))
-                for v in by_size.values()
-            ]
+            cells = [_cell([100 * a for a in v.values()]) for v in by_size.values()]
             lines.append(f"| {task} | {pe} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -324,10 +331,14 @@ def plot_task(records: list[dict], task: str):
     ax.set_xscale("log", base=2)
     ax.set_xticks(spec.test_sizes, [str(s) for s in spec.test_sizes])
     ax.axvline(spec.train_sizes[1], color="grey", linestyle=":", linewidth=1)
-    ax.set_xlabel(f"{spec.unit} (dotted: longest in training)")
+    ax.axhline(100 * spec.chance, color="grey", linestyle="--", linewidth=1)
+    ax.set_ylim(0, 102)
+    ax.set_xlabel(f"{spec.unit} (dotted: longest in training; dashed: chance)")
     ax.set_ylabel("accuracy on scored tokens (%)")
     seeds = max((len(v) for s in by_scheme.values() for v in s.values()), default=0)
-    ax.set_title(f"{task}: accuracy against length (mean; dots: {seeds} seeds at most)")
+    ax.set_title(
+        f"{task}: accuracy against length (line: mean; dots: up to {seeds} seeds)"
+    )
     ax.legend(fontsize=7, ncol=2, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     return fig
