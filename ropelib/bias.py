@@ -101,7 +101,7 @@ class ALiBi(nn.Module):
         dtype: torch.dtype = torch.float32,
         device=None,
     ) -> Tensor:
-        """The bias `[H, Tq, Tk]`, computed in float64, returned as `dtype` on `device`."""
+        """The bias `[H, Tq, Tk]` in float64, returned as `dtype` on `device`."""
         distance = relative_distances(q_positions, k_positions).abs()
         slopes = self.slopes.to(distance.device, distance.dtype)
         bias = -slopes[:, None, None] * distance
