@@ -52,6 +52,18 @@ def test_learned_table_covers_the_longest_test():
         assert history[-1]["iter"] == config.steps - 1
 
 
+def test_overrides_change_the_scale_and_refuse_unknown_fields(tmp_path):
+    config = diagnostic_config("copy", "rope", 1, quick=True, steps=2, n_embd=32)
+    assert (config.steps, config.n_embd, config.n_layer, config.seed) == (2, 32, 1, 1)
+    with pytest.raises(ValueError, match="overrides must be among"):
+        diagnostic_config("copy", "rope", 0, quick=True, width=3)
+    results = tmp_path / "diagnostics"
+    run_diagnostics(True, 1, results, tmp_path / "runs", log=False, overrides={"steps": 2})
+    records = load_results("diagnostics", results)
+    assert records and all(r["config"]["steps"] == 2 for r in records)
+    assert all(r["history"][-1]["iter"] == 1 for r in records)
+
+
 def test_training_lowers_the_loss():
     config = diagnostic_config("flip-flop", "rope", 0, quick=True)
     config.steps, config.n_embd, config.batch_size = 80, 32, 16

@@ -93,15 +93,19 @@ class DiagnosticConfig:
     grad_clip: float = 1.0
     eval_sequences: int = 128  # per test size, the same for every run
     eval_seed: int = 10_000  # + the size; training seeds are 0, 1, 2, ...
+    device: str = "cpu"  # batches are drawn on the CPU either way: the same data
 
 
-def diagnostic_config(task: str, pe: str, seed: int, quick: bool) -> DiagnosticConfig:
-    """The configuration of a run. Defined in the chapter *Diagnostics*."""
-    if not quick:
-        return DiagnosticConfig(task, pe, seed)
-    return DiagnosticConfig(
-        task, pe, seed, n_layer=1, n_embd=16, steps=3, batch_size=4, eval_sequences=8
-    )
+def diagnostic_config(
+    task: str, pe: str, seed: int, quick: bool = False, **overrides
+) -> DiagnosticConfig:
+    """A run's configuration. Defined in the chapter *Diagnostics*."""
+    fields = set(DiagnosticConfig.__dataclass_fields__) - {"task", "pe", "seed"}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"overrides must be among {sorted(fields)}, got {unknown}")
+    small = dict(n_layer=1, n_embd=16, steps=3, batch_size=4, eval_sequences=8)
+    return DiagnosticConfig(task, pe, seed, **{**(small if quick else {}), **overrides})
 
 
 def diagnostic_runs(quick: bool = False, seeds: int = 3) -> list[tuple[str, ...]]:
@@ -142,7 +146,7 @@ def train_on_task(config: DiagnosticConfig) -> tuple[GPT, list[dict], int]:
             vocab_size=task.vocab_size,
             pe=config.pe,
         )
-    )
+    ).to(config.device)
     groups = parameter_groups(model, config.weight_decay)
     optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95))
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -154,7 +158,11 @@ def train_on_task(config: DiagnosticConfig) -> tuple[GPT, list[dict], int]:
     for step in range(config.steps):
         size = int(torch.randint(low, high + 1, (1,), generator=generator))
         batch = task.generate(config.batch_size, size, generator)
-        _, loss = model(batch.inputs, batch.targets)
+        inputs, targets = (
+            batch.inputs.to(config.device),
+            batch.targets.to(config.device),
+        )
+        _, loss = model(inputs, targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -174,14 +182,16 @@ def task_accuracy(
 ) -> tuple[float, float]:
     """(token, sequence) accuracy at `size`. Defined in the chapter *Diagnostics*."""
     model.eval()
+    device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     right = scored = whole = 0
     for start in range(0, sequences, 32):
         batch = task.generate(min(32, sequences - start), size, generator, **options)
-        logits, _ = model(batch.inputs)
-        hit = logits.argmax(dim=-1).eq(batch.targets) | ~batch.mask
-        right += (hit & batch.mask).sum().item()
-        scored += batch.mask.sum().item()
+        inputs, targets, mask = (t.to(device) for t in batch)
+        logits, _ = model(inputs)
+        hit = logits.argmax(dim=-1).eq(targets) | ~mask
+        right += (hit & mask).sum().item()
+        scored += mask.sum().item()
         whole += hit.all(dim=1).sum().item()
     return right / scored, whole / sequences
 
@@ -231,6 +241,8 @@ def _record(run, label, config, quick, model, history, tokens, wall, origin) -> 
     )
 
 
+# %% notebooks/11_diagnostics.md: Diagnostics: tasks where position schemes separate / The
+#    experiment
 def run_diagnostics(
     quick: bool = False,
     seeds: int = 3,
@@ -239,8 +251,10 @@ def run_diagnostics(
     data_dir: str | Path | None = None,
     threads: int | None = 1,
     log: bool = True,
+    overrides: dict | None = None,
 ) -> Path:
     """Train every run without a record. Defined in the chapter *Diagnostics*."""
+    overrides = dict(overrides or {})
     default_results, default_runs = experiment_dirs(quick)
     results = Path(results_dir or default_results / EXPERIMENT)
     locks = Path(runs_dir or default_runs) / EXPERIMENT
@@ -256,10 +270,8 @@ def run_diagnostics(
             with run_lock(locks / f"{run}.lock") as mine:
                 if not mine or path.exists():  # another worker's, or just finished
                     continue
-                config, wall = (
-                    diagnostic_config(task, pe, seed, quick),
-                    time.perf_counter(),
-                )
+                wall = time.perf_counter()
+                config = diagnostic_config(task, pe, seed, quick, **overrides)
                 model, history, tokens = train_on_task(config)
                 record = _record(
                     run, label, config, quick, model, history, tokens, wall, origin
