@@ -5,6 +5,15 @@ package also registers the GPT's position schemes (`ropelib.schemes`). Every mod
 packages' `__init__` files is generated from `notebooks/*.md` by `tools/export.py`.
 """
 
+from ropelib.bias import (
+    ALiBi,
+    PartialRoPE,
+    T5RelativeBias,
+    alibi_slopes,
+    half_truncated_frequencies,
+    partial_rope_frequencies,
+    t5_relative_bucket,
+)
 from ropelib.comrope import AxialRoPE, ComRoPEAP, ComRoPELD, LieRE, RoPEMixed
 from ropelib.crope import ComplexLinear, ComplexQKV
 from ropelib.hdd import HDDRoPE
@@ -30,6 +39,13 @@ from ropelib.xpos import XPos, apply_xpos
 __version__ = "0.1.0"
 
 __all__ = [
+    "ALiBi",
+    "PartialRoPE",
+    "T5RelativeBias",
+    "alibi_slopes",
+    "half_truncated_frequencies",
+    "partial_rope_frequencies",
+    "t5_relative_bucket",
     "AxialRoPE",
     "ComRoPEAP",
     "ComRoPELD",
