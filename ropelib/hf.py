@@ -3,7 +3,8 @@
 # %% notebooks/10_hf.md: ropelib in other people's models / The code
 """ropelib's rotations in Hugging Face `transformers` Llama-family models.
 
-Derived in the chapter *ropelib in other people's models*. Needs `pip install ropelib[hf]`.
+Derived in the chapter *ropelib in other people's models*.
+Needs `pip install ropelib[hf]`.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def scaled_rope(config, seq_len: int | None = None) -> tuple[Tensor, float]:
 
 # %% notebooks/10_hf.md: ropelib in other people's models / The code
 class HFRotaryEmbedding(nn.Module):
-    """`rotary_emb(x, position_ids) -> (cos, sin)` for a transformers model, from ropelib.
+    """`rotary_emb(x, position_ids) -> (cos, sin)` of a transformers model, by ropelib.
 
     Derived in the chapter *ropelib in other people's models*.
     """
@@ -131,9 +132,9 @@ def _check_positions(position_ids: Tensor | None, n_queries: int, n_keys: int) -
     expected = torch.arange(n_keys - n_queries, n_keys, device=position_ids.device)
     if not bool((position_ids == expected).all()):
         raise ValueError(
-            f"position_ids must be {n_keys - n_queries}..{n_keys - 1} in every row (keys "
-            "at 0..Tk-1): the ropelib attention function takes no left padding or packed "
-            "sequences; use_ropelib(model) without a scheme does"
+            f"position_ids must be {n_keys - n_queries}..{n_keys - 1} in every row "
+            "(keys at 0..Tk-1): the ropelib attention function takes no left padding "
+            "or packed sequences; use_ropelib(model) without a scheme does"
         )
 
 
@@ -180,9 +181,10 @@ def register_attention() -> None:
 
 # %% notebooks/10_hf.md: ropelib in other people's models / The code
 def use_ropelib(model, rotary: nn.Module | None = None):
-    """Put ropelib's RoPE, or the scheme `rotary`, into a transformers Llama-family model.
+    """Put ropelib's RoPE, or the scheme `rotary`, into a transformers Llama model.
 
-    In place; returns `model`. Derived in the chapter *ropelib in other people's models*.
+    In place; returns `model`.
+    Derived in the chapter *ropelib in other people's models*.
     """
     _transformers()
     decoder = model.get_decoder() if hasattr(model, "get_decoder") else model
