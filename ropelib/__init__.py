@@ -27,11 +27,11 @@ from ropelib.rope import (
 )
 from ropelib.rove import RotaryValues
 from ropelib.scaling import (
-    interpolated_frequencies,
-    ntk_frequencies,
+    ROPE_SCALING,
+    attention_factor_to_logit_scale,
+    register_rope_scaling,
     scaled_frequencies,
-    yarn_frequencies,
-    yarn_logit_scale,
+    scaling_parameters,
 )
 from ropelib.scan import associative_scan, prefix_scan
 from ropelib.xpos import XPos, apply_xpos
@@ -39,6 +39,10 @@ from ropelib.xpos import XPos, apply_xpos
 __version__ = "0.1.0"
 
 __all__ = [
+    "ROPE_SCALING",
+    "attention_factor_to_logit_scale",
+    "register_rope_scaling",
+    "scaling_parameters",
     "ALiBi",
     "PartialRoPE",
     "T5RelativeBias",
@@ -62,14 +66,10 @@ __all__ = [
     "apply_xpos",
     "associative_scan",
     "half_split_permutation",
-    "interpolated_frequencies",
-    "ntk_frequencies",
     "prefix_scan",
     "rope_angles",
     "rope_frequencies",
     "scaled_frequencies",
-    "yarn_frequencies",
-    "yarn_logit_scale",
 ]
 
 import ropelib.schemes  # noqa: E402,F401  (registers the GPT adapters: the model names no method)

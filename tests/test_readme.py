@@ -35,6 +35,9 @@ def test_the_readme_has_a_snippet_per_method():
         "HDDRoPE",
         "RotaryValues",
         "scaled_frequencies",
+        "ALiBi",
+        "T5RelativeBias",
+        "PartialRoPE",
     ):
         assert name in text, f"no README snippet uses {name}"
 
