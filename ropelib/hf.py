@@ -83,6 +83,7 @@ class HFRotaryEmbedding(nn.Module):
         self.rope_type, self.head_dim, _, parameters = rope_parameters(config)
         self.original = parameters.get("original_max_position_embeddings")
         self.longest = self.original  # dynamic: the high-water mark of the length
+        self._last: tuple = (object(), None, 1.0)  # (length, inv_freq, factor)
         # a rope type that ropelib lacks fails here, not at the first call
         scaled_rope(config)
 
@@ -98,10 +99,16 @@ class HFRotaryEmbedding(nn.Module):
         self.longest = max(self.longest, length)
         return self.longest
 
+    def frequencies(self, length: int | None) -> tuple[Tensor, float]:
+        """ropelib's frequencies for `length`, recomputed only when it changes."""
+        if self._last[0] != length:
+            self._last = (length, *scaled_rope(self.config, length))
+        return self._last[1], self._last[2]
+
     @torch.no_grad()
     def forward(self, x: Tensor, position_ids: Tensor) -> tuple[Tensor, Tensor]:
         """cos and sin `[B, T, D]`, times the attention factor, in `x`'s dtype."""
-        inv_freq, factor = scaled_rope(self.config, self.scaled_length(position_ids))
+        inv_freq, factor = self.frequencies(self.scaled_length(position_ids))
         angles = rope_angles(position_ids, inv_freq)  # float64 [B, T, D/2]
         angles = torch.cat((angles, angles), dim=-1)  # half-split: pair j with j + D/2
         cos, sin = angles.cos() * factor, angles.sin() * factor

@@ -76,6 +76,25 @@ def test_apply_rope_compiles_once_for_both_pairings_partial_rotary_and_offsets()
     assert compile_and_compare(rotations, inputs) == 1
 
 
+def test_apply_rope_backward_compiles_and_matches_eager():
+    """Training under compile: the gradients of both pairings equal eager's."""
+
+    def rotations(x: torch.Tensor):
+        return apply_rope(x), apply_rope(x, interleaved=False, rotary_dim=8, offset=3)
+
+    compiled = torch.compile(rotations, fullgraph=True, dynamic=True)
+    for T in LENGTHS[:2]:
+        (x,) = heads(T, 1)
+        weights = torch.randn(2, *x.shape, generator=torch.Generator().manual_seed(T))
+        grads = []
+        for fn in (compiled, rotations):
+            leaf = x.clone().requires_grad_()
+            outputs = fn(leaf)
+            sum((w * out).sum() for w, out in zip(weights, outputs, strict=True)).backward()
+            grads.append(leaf.grad)
+        torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-5)
+
+
 def test_apply_rope_has_no_graph_break_by_explain():
     """`torch._dynamo.explain` agrees: one graph, no break, on the default interleaved path."""
     (x,) = heads(9, 1)
