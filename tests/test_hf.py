@@ -48,6 +48,24 @@ ROPE_TYPES = {
         "long_factor": [2.0 + 0.5 * j for j in range(HEAD_DIM // 2)],
         "original_max_position_embeddings": 16,
     },
+    "proportional": {"rope_type": "proportional", "partial_rotary_factor": 0.5, "factor": 2.0},
+    # YaRN's knobs (DeepSeek's mscale pair; an explicit factor and no rounding)
+    "yarn-mscale": {
+        "rope_type": "yarn",
+        "factor": 4.0,
+        "original_max_position_embeddings": 8,
+        "mscale": 1.0,
+        "mscale_all_dim": 0.5,
+        "beta_fast": 16,
+        "beta_slow": 2,
+    },
+    "yarn-untruncated": {
+        "rope_type": "yarn",
+        "factor": 4.0,
+        "original_max_position_embeddings": 8,
+        "truncate": False,
+        "attention_factor": 1.3,
+    },
 }
 GENERATE = dict(max_new_tokens=30, do_sample=False, pad_token_id=0)
 
@@ -74,9 +92,10 @@ def registered(name: str) -> bool:
 
 @pytest.mark.parametrize("name", list(ROPE_TYPES))
 def test_rotary_module_equals_hugging_face(name, tokens):
-    if not registered(name):
-        pytest.xfail(f"rope type {name!r} is not yet in ropelib.scaling.ROPE_SCALING")
     rope = ROPE_TYPES[name]
+    rope_type = "default" if rope is None else rope["rope_type"]
+    if not registered(rope_type):
+        pytest.xfail(f"rope type {rope_type!r} is not yet in ropelib.scaling.ROPE_SCALING")
     hf, ours = tiny_llama(rope), use_ropelib(tiny_llama(rope))
     expected, got = logits(hf, tokens), logits(ours, tokens)
     difference = (expected - got).abs().max().item()
