@@ -61,7 +61,23 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def _cos_sin(angles: Tensor, dtype: torch.dtype, device) -> tuple[Tensor, Tensor]:
+    if torch.compiler.is_compiling() and not angles.requires_grad:
+        cos, sin = _cos_sin_table(angles, dtype)  # formed once, not fused: see below
+        return cos.to(device), sin.to(device)
     return angles.cos().to(device, dtype), angles.sin().to(device, dtype)
+
+
+@torch.library.custom_op("ropelib::cos_sin_table", mutates_args=())
+def _cos_sin_table(angles: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """cos and sin of float64 angles as one opaque op of a compiled graph."""
+    return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
+@_cos_sin_table.register_fake
+def _(angles: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    return angles.new_empty(angles.shape, dtype=dtype), angles.new_empty(
+        angles.shape, dtype=dtype
+    )
 
 
 # %% notebooks/01_rope.md: Rotary position embeddings from first principles / The implementation
@@ -113,8 +129,8 @@ def apply_rotary(
         pairs = torch.view_as_complex(x.unflatten(-1, (-1, 2)))  # [..., R/2] complex
         rotated = pairs * torch.complex(cos, sin)
         return torch.view_as_real(rotated).flatten(-2)  # [..., R]
-    # learned angles: let autograd see everything
-    if cos.requires_grad or sin.requires_grad:
+    # learned angles: let autograd see everything; compiled: Inductor fuses this form
+    if cos.requires_grad or sin.requires_grad or torch.compiler.is_compiling():
         x1, x2 = x.chunk(2, dim=-1)
         return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
     return _HalfSplitRotation.apply(x, cos, sin)
