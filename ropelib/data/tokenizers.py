@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from collections.abc import Sequence
@@ -82,10 +83,15 @@ class CharTokenizer:
             .decode("utf-32-le")
         )
 
+    def to_json(self) -> str:
+        """The vocabulary as the JSON text that `save` writes."""
+        return json.dumps(
+            {"type": self.kind, "chars": "".join(self.chars)}, ensure_ascii=True
+        )
+
     def save(self, path: str | Path) -> None:
         """Write the vocabulary to a JSON file (atomically)."""
-        data = {"type": self.kind, "chars": "".join(self.chars)}
-        atomic_write(Path(path), json.dumps(data, ensure_ascii=True).encode())
+        atomic_write(Path(path), self.to_json().encode())
 
     @classmethod
     def load(cls, path: str | Path) -> CharTokenizer:
@@ -136,8 +142,7 @@ class BPETokenizer:
     kind = "bpe"
 
     def __init__(self, tokenizer) -> None:
-        import tokenizers
-
+        tokenizers = import_optional("tokenizers", "a BPE tokenizer")
         if not isinstance(tokenizer, tokenizers.Tokenizer):
             raise ValueError(
                 f"tokenizer must be a tokenizers.Tokenizer, got {type(tokenizer)}"
@@ -164,15 +169,18 @@ class BPETokenizer:
         """The text of the token ids `ids`."""
         return self.tokenizer.decode(_as_id_array(ids, self.vocab_size).tolist())
 
+    def to_json(self) -> str:
+        """The merges and vocabulary as the JSON text (HF `tokenizers`) that `save` writes."""
+        return self.tokenizer.to_str()
+
     def save(self, path: str | Path) -> None:
         """Write the tokenizer to a JSON file (atomically), in HF `tokenizers` format."""
-        atomic_write(Path(path), self.tokenizer.to_str().encode())
+        atomic_write(Path(path), self.to_json().encode())
 
     @classmethod
     def load(cls, path: str | Path) -> BPETokenizer:
         """Read a tokenizer written by `save`."""
-        import tokenizers
-
+        tokenizers = import_optional("tokenizers", "a BPE tokenizer")
         try:
             return cls(tokenizers.Tokenizer.from_file(os.fspath(path)))
         except Exception as error:  # tokenizers raises a plain Exception on bad files
@@ -188,8 +196,9 @@ def train_bpe(text: str, vocab_size: int) -> BPETokenizer:
     The vocabulary is smaller when `text` has too few distinct pairs to merge.
     Defined in the chapter *The data pipeline*.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
+    hf = import_optional("tokenizers", "training a BPE tokenizer")
+    Tokenizer, decoders, models = hf.Tokenizer, hf.decoders, hf.models
+    pre_tokenizers, trainers = hf.pre_tokenizers, hf.trainers
     if not isinstance(text, str) or not text:
         raise ValueError("text must be a non-empty string")
     vocab_size = _check_positive_int("vocab_size", vocab_size)
@@ -220,9 +229,51 @@ def load_tokenizer(path: str | Path) -> CharTokenizer | BPETokenizer:
     )
 
 
+# %% notebooks/91_data.md: The data pipeline / Tokenizers
+EXTRAS = {  # an optional package -> the extra of pyproject.toml that installs it
+    "tokenizers": "train",
+    "safetensors": "train",
+    "tqdm": "train",
+    "matplotlib": "train",
+    "datasets": "online",
+    "sklearn": "book",
+    "transformers": "hf",
+}
+
+
+class MissingExtra(ModuleNotFoundError):
+    """An optional package is not installed. Defined in the chapter *The data pipeline*."""
+
+
+def install_hint(module: str) -> str:
+    """The `pip install` that provides `module`. Defined in the chapter *The data pipeline*."""
+    top = module.split(".")[0]
+    return (
+        f"pip install 'ropelib[{EXTRAS[top]}]'"
+        if top in EXTRAS
+        else f"pip install {top}"
+    )
+
+
+def import_optional(module: str, purpose: str):
+    """`module`, or MissingExtra naming its install. Defined in *The data pipeline*."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name != module.split(".")[0] and error.name != module:
+            raise  # a module that `module` itself imports: a broken install, not an extra
+        package = module.split(".")[0]
+        message = f"{purpose} needs the package {package!r}: {install_hint(module)}"
+        raise MissingExtra(message, name=error.name) from None
+
+
 __all__ = [
     "BPETokenizer",
     "CharTokenizer",
+    "EXTRAS",
+    "import_optional",
+    "install_hint",
     "load_tokenizer",
+    "MissingExtra",
     "train_bpe",
 ]
