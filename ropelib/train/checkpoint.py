@@ -6,21 +6,25 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import random
 import re
+from dataclasses import is_dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ropelib.data.tokenizers import import_optional
 from ropelib.files import atomic_write
-from ropelib.model import ConfigError
+from ropelib.model import ConfigError, GPTConfig
 from ropelib.train.config import TrainConfig, model_config
 
 CHECKPOINT = "checkpoint.json"
+TOKENIZER = "tokenizer.json"  # beside the weights: a checkpoint decodes its own ids
 
 
 def _random_states() -> dict[str, Any]:
@@ -50,18 +54,24 @@ def _set_random_states(states: dict[str, Any]) -> None:
 def save_checkpoint(
     out_dir: str | Path,
     model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    state: dict,
+    optimizer: torch.optim.Optimizer | None = None,
+    state: dict | None = None,
+    *,
+    tokenizer=None,
 ) -> Path:
-    """Write model, optimiser and `state` atomically. Defined in the chapter *The trainer*."""
-    from safetensors.torch import save
-
-    out_dir = Path(out_dir)
+    """Write model, optimiser, tokenizer and `state` atomically. Defined in *The trainer*."""
+    save = import_optional("safetensors.torch", "a checkpoint").save
+    out_dir, state = Path(out_dir), {"iter": 0, **(state or {})}
     out_dir.mkdir(parents=True, exist_ok=True)
+    gpt = getattr(model, "config", None)  # a GPT's shape: load_model rebuilds it
+    described = {"model_config": dataclasses.asdict(gpt)} if is_dataclass(gpt) else {}
+    if tokenizer is not None:
+        described["tokenizer"] = _save_tokenizer(out_dir, tokenizer, model)
     tensors = {
         f"model.{k}": v.detach().cpu().clone() for k, v in model.state_dict().items()
     }
-    saved = optimizer.state_dict()
+    saved = {"state": {}, "param_groups": []}
+    saved = optimizer.state_dict() if optimizer is not None else saved
     for index, slots in saved["state"].items():
         for slot, value in slots.items():
             tensors[f"optimizer.{index}.{slot}"] = (
@@ -72,6 +82,7 @@ def save_checkpoint(
     atomic_write(out_dir / name, data)
     manifest = {
         **state,
+        **described,
         "tensors": name,
         "sha256": hashlib.sha256(data).hexdigest(),
         "bytes": len(data),
@@ -101,7 +112,6 @@ _REQUIRED = {
     ),
     "bytes": _count,
     "iter": _count,
-    "config": lambda v: isinstance(v, dict),
     "optimizer_param_groups": lambda v: (
         isinstance(v, list)
         and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in v)
@@ -122,7 +132,15 @@ _OPTIONAL = {  # what the trainer's own state adds; None where a value may be un
     **dict.fromkeys(
         ["last_val_loss", "data"], lambda v: v is None or isinstance(v, dict)
     ),
-    "scheduler": lambda v: isinstance(v, dict),
+    **dict.fromkeys(
+        ["config", "model_config", "scheduler"], lambda v: isinstance(v, dict)
+    ),
+    "tokenizer": lambda v: (
+        isinstance(v, dict)
+        and v.get("file") == TOKENIZER
+        and isinstance(v.get("sha256"), str)
+        and _count(v.get("vocab_size"))
+    ),
 }
 _TENSOR_NAME = re.compile(r"checkpoint-[0-9]{8}\.safetensors")
 
@@ -138,13 +156,15 @@ def _manifest_problem(state: Any) -> str | None:
     for name, valid in _OPTIONAL.items():
         if name in state and not valid(state[name]):
             return f"{name} has the wrong type or value: {str(state[name])[:60]!r}"
+    if "config" not in state and "model_config" not in state:
+        return "config is missing (and model_config, the model's shape)"
     return None
 
 
 # %% notebooks/92_trainer.md: The trainer / Checkpoints that are complete or absent
 def load_checkpoint(out_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict] | None:
     """Tensors and state of `out_dir`'s checkpoint or None. Defined in the chapter *The trainer*."""
-    from safetensors.torch import load
+    load = import_optional("safetensors.torch", "a checkpoint").load
 
     path = Path(out_dir) / CHECKPOINT
     if not path.exists():
@@ -193,36 +213,91 @@ def _restore(model, optimizer, tensors: dict[str, torch.Tensor], state: dict) ->
 
 def load_model(
     out_dir: str | Path, device: str = "cpu"
-) -> tuple[torch.nn.Module, TrainConfig]:
-    """A run's trained GPT, in eval mode, and its config. Defined in the chapter *The trainer*."""
+) -> tuple[torch.nn.Module, TrainConfig | GPTConfig]:
+    """A saved GPT, in eval mode, and its TrainConfig (else GPTConfig). See *The trainer*."""
     from ropelib.model import GPT
 
     checkpoint = load_checkpoint(out_dir)
     if checkpoint is None:
         raise ConfigError(f"no checkpoint in {out_dir}: train the run first")
     tensors, state = checkpoint
-    saved = {
-        k: v
-        for k, v in state["config"].items()
-        if k in TrainConfig.__dataclass_fields__
-    }
-    config = TrainConfig(**saved)
+    config = None
+    if "config" in state:  # a run of the trainer; fields newer than it take defaults
+        fields = TrainConfig.__dataclass_fields__
+        config = TrainConfig(
+            **{k: v for k, v in state["config"].items() if k in fields}
+        )
     try:
         vocab_size = tensors["model.transformer.wte.weight"].shape[0]
-        model = GPT(model_config(config, vocab_size))
+        shape = state.get("model_config")
+        gpt = GPTConfig(**shape) if shape else model_config(config, vocab_size)
+        model = GPT(gpt)
         model.load_state_dict(
             {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
         )
-    except (KeyError, RuntimeError) as error:
+    except (KeyError, RuntimeError, TypeError) as error:
         reason = str(error).strip().splitlines()[0][:200]
         message = f"the checkpoint in {out_dir} does not fit its model: {reason}"
         raise ConfigError(message) from None
-    return model.to(device).eval(), config
+    return model.to(device).eval(), config if config is not None else gpt
+
+
+# %% notebooks/92_trainer.md: The trainer / Checkpoints that are complete or absent
+def _save_tokenizer(out_dir: Path, tokenizer, model: torch.nn.Module) -> dict:
+    vocab_size = getattr(getattr(model, "config", None), "vocab_size", None)
+    if vocab_size is not None and tokenizer.vocab_size != vocab_size:
+        raise ConfigError(
+            f"the tokenizer has {tokenizer.vocab_size} tokens, the model's vocabulary "
+            f"{vocab_size}: save the tokenizer the model was trained with"
+        )
+    text = tokenizer.to_json().encode()
+    atomic_write(out_dir / TOKENIZER, text)
+    digest = hashlib.sha256(text).hexdigest()
+    return {"file": TOKENIZER, "sha256": digest, "vocab_size": tokenizer.vocab_size}
+
+
+def load_tokenizer_of(out_dir: str | Path):
+    """The tokenizer saved with a checkpoint, or None. Defined in the chapter *The trainer*."""
+    from ropelib.data import load_tokenizer
+
+    checkpoint = load_checkpoint(out_dir)
+    if checkpoint is None:
+        raise ConfigError(f"no checkpoint in {out_dir}: train the run first")
+    tensors, state = checkpoint
+    saved = state.get("tokenizer")
+    if saved is None:  # a checkpoint written before tokenizers were saved with it
+        return None
+    path = Path(out_dir) / TOKENIZER
+    problem = "is missing" if not path.is_file() else None
+    if (
+        problem is None
+        and hashlib.sha256(path.read_bytes()).hexdigest() != saved["sha256"]
+    ):
+        problem = "differs from the one the manifest records"
+    vocab = tensors.get("model.transformer.wte.weight")
+    if problem is None and vocab is not None and vocab.shape[0] != saved["vocab_size"]:
+        problem = f"has {saved['vocab_size']} tokens, the model {vocab.shape[0]}"
+    if problem:
+        raise ConfigError(f"the tokenizer of the checkpoint in {out_dir} {problem}")
+    return load_tokenizer(path)
+
+
+def check_tokenization(saved, tokenizer, where: str) -> None:
+    """ConfigError unless two tokenizers are one. Defined in the chapter *The trainer*."""
+    if saved is not None and saved.to_json() != tokenizer.to_json():
+        raise ConfigError(
+            f"{where}: the corpus's tokenization ({tokenizer.kind}, {tokenizer.vocab_size} "
+            f"tokens) differs from the checkpoint's ({saved.kind}, {saved.vocab_size} "
+            "tokens); use the corpus the model was trained on"
+        )
 
 
 __all__ = [
+    "check_tokenization",
     "CHECKPOINT",
     "load_checkpoint",
     "load_model",
+    "load_tokenizer_of",
     "save_checkpoint",
+    "TOKENIZER",
 ]

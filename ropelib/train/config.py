@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.util
 import json
 import math
 import os
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tomllib
 import torch
 
 import ropelib.schemes  # noqa: F401  (registers the book's position schemes, which `pe` names)
@@ -81,6 +83,7 @@ class TrainConfig:
     eval_interval: int = 250
     eval_iters: int = 20
     eval_lengths: tuple[int, ...] = (1, 2, 4)  # multiples of block_size
+    eval_tokens: int = 250_000  # target tokens the final evaluation scores, at most
     log_interval: int = 10
     checkpoint_interval: int = 250
     # where and how
@@ -138,7 +141,7 @@ def _validate(config: TrainConfig) -> None:
     _check_limits(c)
     positive = ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "batch_size")
     positive += ("grad_accum", "max_iters", "step_size", "eval_interval", "eval_iters")
-    for name in positive + ("log_interval", "checkpoint_interval"):
+    for name in positive + ("log_interval", "checkpoint_interval", "eval_tokens"):
         _require(getattr(c, name) > 0, name, "a positive integer", getattr(c, name))
     _require(
         c.warmup_iters >= 0, "warmup_iters", "a non-negative integer", c.warmup_iters
@@ -188,6 +191,7 @@ def _validate(config: TrainConfig) -> None:
     accepted = f"one of {', '.join(CORPORA)} or the path of a readable text file"
     _require(c.corpus in CORPORA or readable, "corpus", accepted, c.corpus)
     _check_model(c)
+    _check_extras(c)
 
 
 # %% notebooks/92_trainer.md: The trainer / One configuration
@@ -275,7 +279,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu-tiny": dict(
         n_layer=2, n_head=2, n_embd=32, block_size=32, tokenizer="char", batch_size=8,
         grad_accum=2, max_iters=20, lr=3e-3, min_lr=3e-4, warmup_iters=4, eval_interval=10,
-        eval_iters=2, log_interval=1, checkpoint_interval=5, out_dir="runs/cpu-tiny",
+        eval_iters=2, eval_tokens=4096, log_interval=1, checkpoint_interval=5,
+        out_dir="runs/cpu-tiny",
     ),
     "cpu-small": dict(
         n_layer=4, n_head=4, n_embd=128, block_size=64, tokenizer="bpe", vocab_size=2048,
@@ -361,8 +366,15 @@ def config_from_args(args: Sequence[str], **defaults: Any) -> TrainConfig:
         if not has_value and args and not args[0].startswith("--"):
             value, has_value = args.pop(0), True
         pairs.append((key, value if has_value else None))
-    overrides = dict(defaults)
+    overrides, from_file = dict(defaults), {}
+    for key, value in pairs:  # a --config file: below the line's own --key=value
+        if key == "config":
+            if value is None:
+                raise ConfigError("--config needs a file: --config=run.toml")
+            from_file = read_config_file(value)
     presets = [value for key, value in pairs if key == "preset"]
+    presets = presets or ([from_file["preset"]] if "preset" in from_file else [])
+    overrides.update({k: v for k, v in from_file.items() if k != "preset"})
     if presets:
         if presets[-1] not in PRESETS:
             raise ConfigError(
@@ -370,6 +382,8 @@ def config_from_args(args: Sequence[str], **defaults: Any) -> TrainConfig:
             )
         overrides = {**PRESETS[presets[-1]], **overrides}
     for key, value in pairs:
+        if key == "config":
+            continue
         if key == "preset":
             if value is None:
                 raise ConfigError("--preset needs a value, e.g. --preset=cpu-small")
@@ -386,6 +400,88 @@ def config_from_args(args: Sequence[str], **defaults: Any) -> TrainConfig:
             value = "true"
         overrides[key] = _parse_value(key, hints[key], value)
     return TrainConfig(**overrides)
+
+
+# %% notebooks/92_trainer.md: The trainer / `--key=value` overrides
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The options in a TOML or JSON file. Defined in the chapter *The trainer*."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix.lower() == ".json":
+            values = json.loads(text)
+        else:
+            values = tomllib.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        reason = " ".join(str(error).split())[:200]
+        raise ConfigError(f"--config={str(path)!r} cannot be read: {reason}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"--config={str(path)!r} must hold an object of options")
+    keys = [*typing.get_type_hints(TrainConfig), "preset"]
+    for key in values:
+        if key not in keys:
+            close = difflib.get_close_matches(key, keys, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"--config={str(path)!r}: unknown option {key!r}{hint}")
+    if not isinstance(values.get("preset", ""), str):
+        raise ConfigError(f"--config={str(path)!r}: preset must be a preset's name")
+    return values
+
+
+# Help for `python -m ropelib train --help`: every field in one of four groups.
+OPTION_GROUPS: dict[str, tuple[str, ...]] = {
+    "model": MODEL_FIELDS,
+    "data": ("corpus", "tokenizer", "vocab_size", "data_dir", "val_fraction"),
+    "optimisation": (
+        "batch_size",
+        "grad_accum",
+        "max_iters",
+        "lr",
+        "min_lr",
+        "warmup_iters",
+        "schedule",
+        "gamma",
+        "step_size",
+        "weight_decay",
+        "betas",
+        "grad_clip",
+        "max_bad_steps",
+    ),  # fmt: skip
+}
+
+
+def option_groups() -> dict[str, list[str]]:
+    """The fields of TrainConfig by group. Defined in the chapter *The trainer*."""
+    named = {name for names in OPTION_GROUPS.values() for name in names}
+    rest = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in named]
+    return {**{k: list(v) for k, v in OPTION_GROUPS.items()}, "run": rest}
+
+
+# %% notebooks/92_trainer.md: The trainer / `--key=value` overrides
+def _check_extras(config: TrainConfig) -> None:
+    needed = ["safetensors", "tqdm", "matplotlib"]
+    needed += ["tokenizers"] if config.tokenizer == "bpe" else []
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        from ropelib.data.tokenizers import MissingExtra
+
+        raise MissingExtra(
+            f"training needs {', '.join(missing)}: pip install 'ropelib[train]'",
+            name=missing[0],
+        )
+
+
+def preset_of(config: TrainConfig) -> tuple[str | None, list[str]]:
+    """The preset `config` is closest to and the fields it changes. See *The trainer*."""
+    best: tuple[str | None, list[str]] = (None, [])
+    for name, values in PRESETS.items():
+        changed = [
+            k for k, v in values.items() if k != "out_dir" and getattr(config, k) != v
+        ]
+        fits = len(changed) <= len(values) // 3  # most of the preset is there
+        if fits and (best[0] is None or len(changed) < len(best[1])):
+            best = (name, changed)
+    return best
 
 
 # %% notebooks/92_trainer.md: The trainer / The size of a run
@@ -410,7 +506,11 @@ __all__ = [
     "MAX_EVAL_MULTIPLE",
     "model_config",
     "MODEL_FIELDS",
+    "OPTION_GROUPS",
+    "option_groups",
+    "preset_of",
     "PRESETS",
+    "read_config_file",
     "SCHEDULES",
     "TOKENIZERS",
     "TrainConfig",

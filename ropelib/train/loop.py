@@ -253,7 +253,9 @@ def _log(run: _Run, record: dict) -> None:
 
 
 def _evaluate(run: _Run, iteration: int) -> None:
-    from tqdm import tqdm
+    from ropelib.data.tokenizers import import_optional
+
+    tqdm = import_optional("tqdm", "the trainer's log").tqdm
 
     config, state = run.config, run.state
     if not run.master:
@@ -286,11 +288,11 @@ def _evaluate(run: _Run, iteration: int) -> None:
 def _summary(run: _Run, tokens_per_step: int) -> dict[str, Any]:
     config, state = run.config, run.state
     if run.master:
-        title = f"pe={config.pe}, {config.n_layer}x{config.n_embd}, {Path(config.corpus).name}"
+        from ropelib.train.metrics import run_title
+
+        plot = Path(config.out_dir) / "loss.png"
         try:
-            plot_metrics(
-                read_metrics(run.out_dir), run.out_dir / "loss.png", title=title
-            )
+            plot_metrics(read_metrics(run.out_dir), plot, title=run_title(config))
         except OSError as error:
             raise StorageError(
                 f"could not write the plot: {os_reason(error)}"
@@ -361,7 +363,13 @@ def _checkpoint(run: _Run, done: int, wall_time_s: float) -> None:
         "next_lr": learning_rate(config, done),
     }
     try:
-        save_checkpoint(run.out_dir, run.raw_model, run.optimizer, state)
+        save_checkpoint(
+            run.out_dir,
+            run.raw_model,
+            run.optimizer,
+            state,
+            tokenizer=run.data.tokenizer,
+        )
     except OSError as error:
         raise StorageError(
             f"could not write the checkpoint of step {done}: {os_reason(error)}; {_kept(run)}"

@@ -9,7 +9,9 @@ import io
 import json
 from pathlib import Path
 
+from ropelib.data.tokenizers import import_optional
 from ropelib.files import atomic_write
+from ropelib.train.config import TrainConfig, preset_of
 
 METRICS = "metrics.jsonl"
 
@@ -30,33 +32,58 @@ def read_metrics(out_dir: str | Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def run_title(config: TrainConfig) -> str:
+    """A run's scheme, preset, size and corpus in a line. Defined in *The trainer*."""
+    preset, changed = preset_of(config)
+    named = "no preset" if preset is None else f"preset {preset}"
+    if preset is not None and changed:
+        shown = ", ".join(changed[:3]) + (", ..." if len(changed) > 3 else "")
+        named += f" ({shown} changed)"
+    size = f"{config.n_layer} layers x {config.n_embd}"
+    return f"pe={config.pe}, {named}, {size}, {Path(config.corpus).name}"
+
+
 # %% notebooks/92_trainer.md: The trainer / The metrics log
+_STYLES = [  # (colour, marker, line style, marker size) of the validation curves
+    ("tab:orange", "o", "-", 7),
+    ("tab:green", "s", "--", 6),
+    ("tab:red", "^", "-.", 6),
+    ("tab:purple", "D", ":", 5),
+    ("tab:brown", "v", (0, (5, 1)), 6),
+]
+
+
 def plot_metrics(records: list[dict], path: str | Path | None = None, title: str = ""):
     """Plot training and validation loss against steps. Defined in the chapter *The trainer*."""
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(7, 4))
+    figure = import_optional("matplotlib.figure", "the loss plot").Figure(
+        figsize=(7, 4)
+    )
+    ticker = import_optional("matplotlib.ticker", "the loss plot")
     axes = figure.subplots()
     train = [r for r in records if r["kind"] == "train"]
-    axes.plot(
-        [r["iter"] for r in train], [r["loss"] for r in train], label="train", lw=1
-    )
+    steps, losses = [r["iter"] for r in train], [r["loss"] for r in train]
+    axes.plot(steps, losses, label="train", lw=1, color="tab:blue", zorder=1)
     evals = [r for r in records if r["kind"] == "eval"]
-    for key in evals[0]["val_loss"] if evals else []:
+    keys = list(evals[0]["val_loss"]) if evals else []
+    for i, key in reversed(
+        list(enumerate(keys))
+    ):  # the shortest context drawn last, on top
         points = [
             (r["iter"], r["val_loss"][key])
             for r in evals
             if r["val_loss"][key] is not None
         ]
         if points:
-            axes.plot(
-                *zip(*points, strict=True),
-                marker="o",
-                label=f"validation, context {key}",
-            )
+            colour, marker, line, size = _STYLES[i % len(_STYLES)]
+            axes.plot(*zip(*points, strict=True), color=colour, marker=marker, ls=line,
+                      ms=size, mfc="none" if i % 2 else colour, zorder=2 + len(keys) - i,
+                      label=f"validation, context {key}")  # fmt: skip
+    axes.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     axes.set(xlabel="optimiser step", ylabel="cross-entropy (nats / token)")
-    axes.set_title(f"Loss {title}".strip())
-    axes.legend()
+    axes.set_title(f"Loss {title}".strip(), fontsize=10)
+    handles, labels = axes.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda j: (labels[j] != "train", labels[j]))
+    axes.legend([handles[j] for j in order], [labels[j] for j in order])
     figure.tight_layout()
     if path is not None:  # rendered in memory, then written atomically
         buffer = io.BytesIO()
@@ -69,4 +96,5 @@ __all__ = [
     "METRICS",
     "plot_metrics",
     "read_metrics",
+    "run_title",
 ]
