@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ropelib.experiments.records import load_results
-from ropelib.experiments.stats import mean_std
+from ropelib.experiments.stats import mean_std, paired_difference
 
 
 def _summarise(values: list[float | None]) -> tuple[float, float] | None:
@@ -19,38 +19,99 @@ def _summarise(values: list[float | None]) -> tuple[float, float] | None:
     return mean_std(present) if present else None
 
 
-def results_table(name: str, results_dir: str | Path = "results") -> tuple[str, dict]:
+def _value(record: dict, column: str) -> float | None:
+    # "val_loss 2x": the running evaluation; "protocol 2x": the same targets at every length
+    kind, length = column.split(" ")
+    if kind == "val_loss":
+        return (record["val_loss"] or {}).get(length)
+    result = (record["final"].get("protocol") or {}).get(length)
+    return result and result["loss"]
+
+
+def _paired(runs: list[dict], base: list[dict], column: str) -> dict | None:
+    # the per-seed paired difference run - baseline, where both have >= 2 seeds in common
+    mine = {r["seed"]: _value(r, column) for r in runs}
+    theirs = {r["seed"]: _value(r, column) for r in base}
+    seeds = [s for s in mine if s in theirs and None not in (mine[s], theirs[s])]
+    if len(seeds) < 2:
+        return None
+    return paired_difference({s: mine[s] for s in seeds}, {s: theirs[s] for s in seeds})
+
+
+def _span(values, spec: str) -> str:
+    # "3" or "3 to 5": the smallest and largest of the values
+    values = sorted(set(values))
+    return " to ".join(format(v, spec) for v in dict.fromkeys([values[0], values[-1]]))
+
+
+def _scale(summary: dict, records: list[dict]) -> str:
+    # the scale of the runs, printed above their table
+    config = records[0]["config"]
+    rows = summary.values()
+    return (
+        f"Scale: {config['n_layer']} layers, width {config['n_embd']}, context "
+        f"{_span((r['context'] for r in rows), ',')} tokens; "
+        f"{_span((r['parameters'] for r in rows), ',')} parameters; "
+        f"{_span((r['training_tokens'] for r in rows), ',')} training tokens per run "
+        f"({_span((r['tokens_per_parameter'] for r in rows), '.2f')} per parameter)."
+    )
+
+
+# %% notebooks/93_experiments.md: The experiment runner / Tables and figures
+def results_table(
+    name: str, results_dir: str | Path = "results", baseline: str | None = None
+) -> tuple[str, dict]:
     """Table and dict of mean ± std over seeds. Defined in the chapter *The experiment runner*."""
     records = load_results(name, results_dir)
     labels = list(dict.fromkeys(r["label"] for r in records))
+    if baseline is not None and baseline not in labels:
+        raise ValueError(f"baseline must be one of {labels}, got {baseline!r}")
     lengths = list(dict.fromkeys(k for r in records for k in (r["val_loss"] or {})))
-    columns = ["train_loss", *(f"val_loss {k}" for k in lengths), "tokens_per_s"]
+    protocol = [k for k in lengths if all(r["final"].get("protocol") for r in records)]
+    shown = [f"protocol {k}" for k in protocol] or [f"val_loss {k}" for k in lengths]
+    columns = ["train_loss", *(f"val_loss {k}" for k in lengths)]
+    columns += [f"protocol {k}" for k in protocol]
     summary: dict[str, dict[str, Any]] = {}
     for label in labels:
         runs = [r for r in records if r["label"] == label]
-        row: dict[str, Any] = {
-            "seeds": len(runs),
-            "parameters": runs[0]["final"]["n_params"],
-        }
+        final, config = runs[0]["final"], runs[0]["config"]
+        row: dict[str, Any] = {"seeds": len(runs), "parameters": final["n_params"]}
+        row.update(training_tokens=final["tokens_seen"], context=config["block_size"])
+        row["tokens_per_parameter"] = final["tokens_seen"] / final["n_params"]
         row["train_loss"] = _summarise([r["train_loss"] for r in runs])
-        for k in lengths:
-            row[f"val_loss {k}"] = _summarise(
-                [r["val_loss"].get(k) for r in runs if r["val_loss"]]
-            )
-        row["tokens_per_s"] = _summarise([r["final"]["tokens_per_s"] for r in runs])
+        for column in columns[1:]:
+            row[column] = _summarise([_value(r, column) for r in runs])
+        if baseline is not None:
+            base = [r for r in records if r["label"] == baseline]
+            row[f"paired {shown[0]}"] = _paired(runs, base, shown[0])
         summary[label] = row
 
-    def cell(value: tuple[float, float] | None, digits: int) -> str:
+    def cell(value: tuple[float, float] | None) -> str:
+        return "—" if value is None else f"{value[0]:.3f} ± {value[1]:.3f}"
+
+    def paired_cell(d: dict | None) -> str:
         return (
-            "—" if value is None else f"{value[0]:.{digits}f} ± {value[1]:.{digits}f}"
+            "—"
+            if d is None
+            else f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
         )
 
+    heads = [
+        "train",
+        *(c.replace("val_loss", "val").replace("protocol", "val") for c in shown),
+    ]
+    heads += [f"Δ {shown[0].split()[1]} vs {baseline}, 95%"] if baseline else []
     lines = [
-        "| configuration | seeds | parameters | " + " | ".join(columns) + " |",
-        "| --- | ---: | ---: | " + " | ".join("---:" for _ in columns) + " |",
+        _scale(summary, records),
+        "",
+        "| configuration | seeds | parameters | " + " | ".join(heads) + " |",
+        "| --- | ---: | ---: | " + " | ".join("---:" for _ in heads) + " |",
     ]
     for label, row in summary.items():
-        cells = [cell(row[c], 0 if c == "tokens_per_s" else 3) for c in columns]
+        cells = [cell(row[c]) for c in ["train_loss", *shown]]
+        if baseline is not None:
+            paired = row[f"paired {shown[0]}"]
+            cells.append("baseline" if label == baseline else paired_cell(paired))
         lines.append(
             f"| {label} | {row['seeds']} | {row['parameters']:,} | "
             + " | ".join(cells)
