@@ -13,16 +13,21 @@ import torch
 
 from ropelib.data import (
     CORPORA,
+    DOCUMENT_CORPORA,
     HF_CORPORA,
     BPETokenizer,
     CharTokenizer,
     TokenData,
     get_batch,
+    held_out_documents,
     iter_eval_batches,
+    iter_tail_batches,
+    load_documents,
     load_hf_text,
     load_text,
     load_tokenizer,
     prepare_dataset,
+    tail_window_ends,
     token_dtype,
     train_bpe,
 )
@@ -502,3 +507,78 @@ def test_iter_eval_batches_bad_inputs(tokens):
         iter_eval_batches(tokens, 4, 10, 0)
     with pytest.raises(ValueError, match="batch_size"):
         iter_eval_batches(tokens, -1, 10, 2)
+
+
+# --- the validation split by document and the protocol's windows --------------------------
+
+
+def test_documents_join_to_the_corpus_text():
+    plays = load_documents("shakespeare")
+    assert len(plays) == 42 and "".join(t for _, t in plays) == load_text("shakespeare")
+    assert load_documents("wikitext103") is None and set(DOCUMENT_CORPORA) <= set(CORPORA)
+
+
+@pytest.mark.skipif(not shutil.which("bible"), reason="needs Debian's bible-kjv")
+def test_bible_books_span_the_canon():
+    books = load_documents("bible")
+    names = [name for name, _ in books]
+    assert len(books) == 66 and names[0] == "Genesis" and names[-1] == "Revelation"
+    held = held_out_documents(names)
+    assert held == ["Leviticus", "1 Chronicles", "Isaiah", "Micah", "John",
+                    "2 Thessalonians", "2 John"]  # fmt: skip
+    assert names.index("Matthew") < names.index("John")  # the New Testament too
+
+
+def test_held_out_documents_rule():
+    names = [f"d{i}" for i in range(25)]
+    assert held_out_documents(names) == ["d2", "d12", "d22"]
+    assert held_out_documents(names, 0.2) == ["d2", "d7", "d12", "d17", "d22"]
+    assert held_out_documents(["a", "b"], 0.5) == ["b"]
+
+
+def test_prepare_dataset_holds_out_whole_plays(tmp_path):
+    data = prepare_dataset("shakespeare", "char", data_dir=tmp_path)
+    plays = dict(load_documents("shakespeare"))
+    held = ["as_you_like_it", "henry_vi_part_3", "merry_wives_of_windsor", "romeo_and_juliet"]
+    assert list(data.val_documents) == held and data.directory.name == "shakespeare-docs-char"
+    assert data.tokenizer.decode(data.val) == "".join(plays[name] for name in held)
+    train_text = "".join(t for n, t in plays.items() if n not in held)
+    assert data.tokenizer.decode(data.train) == train_text
+    meta = json.loads((data.directory / "meta.json").read_text())
+    assert meta["split"] == "documents" and meta["val_documents"] == held
+    tail = prepare_dataset("shakespeare", "char", data_dir=tmp_path, split="tail")
+    assert tail.directory.name == "shakespeare-char" and tail.val_documents == ()
+    assert len(tail.val) == int(len(load_text("shakespeare")) * 0.1)  # the old rule
+
+
+def test_file_corpora_keep_the_tail_split(tmp_path, corpus_file):
+    by_default = prepare_dataset(corpus_file, "char", data_dir=tmp_path)
+    tail = prepare_dataset(corpus_file, "char", data_dir=tmp_path, split="tail")
+    assert by_default.directory == tail.directory and by_default.val_documents == ()
+    with pytest.raises(ValueError, match="split must be one of"):
+        prepare_dataset(corpus_file, "char", data_dir=tmp_path, split="random")
+
+
+def test_tail_windows_score_the_same_targets(tokens):
+    T, K = 16, 4
+    ends = tail_window_ends(tokens, T, K)
+    assert ends[0] == K * T + 1 and ends[-1] <= len(tokens) and np.all(np.diff(ends) == T)
+    targets = {}
+    for k in (1, 2, 4):
+        batches = list(iter_tail_batches(tokens, ends, k * T, batch_size=5))
+        assert all(x.shape[1] == k * T and torch.equal(x[:, 1:], y[:, :-1]) for x, y in batches)
+        targets[k] = torch.cat([y[:, -T:] for _, y in batches])
+    assert torch.equal(targets[1], targets[2]) and torch.equal(targets[1], targets[4])
+    every = np.concatenate([np.asarray(tokens[e - T : e]) for e in ends])
+    assert np.array_equal(targets[1].flatten().numpy(), every)
+
+
+def test_tail_window_ends_cap_and_errors(tokens):
+    capped = tail_window_ends(tokens, 16, 2, max_targets=100)
+    assert len(capped) == 7 and set(capped) <= set(tail_window_ends(tokens, 16, 2))
+    with pytest.raises(ValueError, match="block_size"):
+        tail_window_ends(tokens[:40], 16, 4)
+    with pytest.raises(ValueError, match="max_targets"):
+        tail_window_ends(tokens, 16, 2, max_targets=0)
+    with pytest.raises(ValueError, match="leaves the split"):
+        list(iter_tail_batches(tokens, np.array([10]), 16, 4))

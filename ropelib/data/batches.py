@@ -106,7 +106,12 @@ def tail_window_ends(
     """
     block_size = _check_positive_int("block_size", block_size)
     longest = _check_positive_int("longest", longest)
-    _check_tokens(tokens, longest * block_size, f"{longest} x block_size context and")
+    _check_tokens(tokens, 1, "one window")
+    if len(tokens) < longest * block_size + 1:
+        raise ValueError(
+            f"block_size={block_size} at {longest}x needs a split of at least "
+            f"{longest * block_size + 1} tokens, but the split has only {len(tokens)}"
+        )
     count = (len(tokens) - 1) // block_size - longest + 1
     if max_targets is not None:
         max_targets = _check_positive_int("max_targets", max_targets)
