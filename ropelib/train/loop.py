@@ -22,6 +22,7 @@ from ropelib.files import StorageError, os_reason
 from ropelib.model import ConfigError
 from ropelib.train.checkpoint import save_checkpoint
 from ropelib.train.config import TrainConfig
+from ropelib.train.evaluate import evaluate_protocol
 from ropelib.train.metrics import METRICS, _append, plot_metrics, read_metrics
 from ropelib.train.optim import learning_rate
 from ropelib.train.run import (
@@ -107,7 +108,7 @@ def train_step(
     return total, norm
 
 
-# %% notebooks/03_training.md: Training / Validation at longer contexts
+# %% notebooks/03_training.md: Training / The running evaluation
 @torch.no_grad()
 def evaluate_lengths(
     model: torch.nn.Module,
@@ -236,7 +237,27 @@ def _train(
     stop.armed = False
     bar.close()
     state["wall_time_s"] = wall_before + time.perf_counter() - session_start
-    return _summary(run, tokens_per_step)
+    summary = _summary(run, tokens_per_step)
+    if run.master:
+        summary["protocol"] = _final_evaluation(run)
+    return summary
+
+
+# %% notebooks/03_training.md: Training / The loop
+def _final_evaluation(run: _Run) -> dict[str, dict | None]:
+    config = run.config
+    try:
+        results = evaluate_protocol(
+            run.raw_model, run.data.val, config.block_size, config.eval_lengths,
+            config.eval_tokens, config.batch_size, run.device, run.autocast,
+        )  # fmt: skip
+    except ValueError:  # a split shorter than the longest window: nothing to measure
+        results = dict.fromkeys((f"{k}x" for k in config.eval_lengths), None)
+    losses = {k: r and r["loss"] for k, r in results.items()}
+    targets = max((r["targets"] for r in results.values() if r), default=0)
+    _log(run, {"iter": run.state["iter"], "kind": "protocol", "val_loss": losses,
+               "targets": targets})  # fmt: skip
+    return results
 
 
 # %% notebooks/92_trainer.md: The trainer / Logging a run
