@@ -6,8 +6,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
+import typing
+from pathlib import Path
 
+from ropelib.data.tokenizers import EXTRAS, MissingExtra, install_hint
+from ropelib.files import RunError
 from ropelib.model import ConfigError
 
 
@@ -33,19 +39,75 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="run a benchmark and print ratios")
     bench.add_argument("name", help="benchmark name, e.g. rope")
     bench.add_argument("--quick", action="store_true", help="a small size, seconds")
-    commands.add_parser(
-        "train",
-        help="train one model",
-        usage="python -m ropelib train [--preset=NAME] [--key=value ...]",
-        description="Train a GPT. Every field of ropelib.train.TrainConfig is a "
-        "--key=value option (e.g. --pe=rope --max_iters=200 --resume); presets: "
-        "cpu-tiny, cpu-small, crope-paper, tinystories-33m, gpt2-124m.",
+    commands.add_parser(  # its options, and its --help, are the trainer's (below)
+        "train", help="train one model", add_help=False, usage=TRAIN_USAGE
     )
+    _add_sample(commands.add_parser("sample", help="stream text from a trained model"))
+    _add_eval(commands.add_parser("eval", help="validation loss at longer contexts"))
     experiment = commands.add_parser("experiment", help="run a registered experiment")
     experiment.add_argument("name", help="experiment name, e.g. pe-basics")
     experiment.add_argument("--quick", action="store_true", help="tiny runs, in runs/")
     experiment.add_argument("--seeds", type=int, default=None, help="number of seeds")
     return parser
+
+
+TRAIN_USAGE = (
+    "python -m ropelib train [--preset=NAME] [--config=FILE] [--key=value ...]"
+)
+
+
+# %% notebooks/90_cli.md: The command line / Parsing the arguments
+def _number(kind: type, low: float, name: str, strict: bool = False):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise UsageError(f"{name} must be {kind.__name__}, got {text!r}") from None
+        if value < low or (strict and value == low) or value != value:
+            bound = f"{'above' if strict else 'at least'} {low}"
+            raise UsageError(f"{name} must be {bound}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _add_sample(sample: argparse.ArgumentParser) -> None:
+    sample.add_argument("run", metavar="RUN", help="a training run's out_dir")
+    sample.add_argument(
+        "--prompt", default="\n", help="text to continue (default: a newline)"
+    )
+    sample.add_argument("--max_new_tokens", type=_number(int, 0, "--max_new_tokens"),
+                        default=200, help="tokens to generate (default 200)")  # fmt: skip
+    sample.add_argument("--temperature", type=_number(float, 0, "--temperature"),
+                        default=0.8, help="0: greedy (default 0.8)")  # fmt: skip
+    sample.add_argument("--top_k", type=_number(int, 1, "--top_k"), default=None,
+                        help="sample among the k likeliest tokens (default: all)")  # fmt: skip
+    sample.add_argument("--seed", type=_number(int, 0, "--seed"), default=0)
+    sample.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+
+
+def _add_eval(evaluate: argparse.ArgumentParser) -> None:
+    evaluate.add_argument("run", metavar="RUN", help="a training run's out_dir")
+    evaluate.add_argument("--lengths", default="1,2,4,8",
+                          help="multiples of the training context (default 1,2,4,8)")  # fmt: skip
+    evaluate.add_argument("--rope_scaling", metavar="TYPE", default=None,
+                          help="a rope type of ropelib.scaling.ROPE_SCALING")  # fmt: skip
+    evaluate.add_argument("--factor", type=_number(float, 0, "--factor", strict=True),
+                          default=None, help="the rope type's scaling factor")  # fmt: skip
+    evaluate.add_argument(
+        "--rope_options",
+        default="{}",
+        help="other parameters of the rope type, JSON: '{\"beta_fast\": 32}'",
+    )
+    evaluate.add_argument("--max_tokens", type=_number(int, 1, "--max_tokens"),
+                          default=250_000, help="target tokens per length, at most")  # fmt: skip
+    evaluate.add_argument(
+        "--json", metavar="FILE", default=None, help="also write JSON"
+    )
+    evaluate.add_argument(
+        "--data_dir", default=None, help="the token cache (default: the run's)"
+    )
+    evaluate.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
 
 
 # %% notebooks/90_cli.md: The command line / The commands
@@ -65,6 +127,9 @@ def run_train(overrides: list[str]) -> None:
     from ropelib.train.config import config_from_args
     from ropelib.train.loop import train
 
+    if "-h" in overrides or "--help" in overrides:
+        print(train_help(), end="")
+        return
     config = config_from_args(overrides)
     metrics = train(config)
     if metrics["rank"] != 0:  # under torchrun, process 0 reports
@@ -98,6 +163,237 @@ def run_experiment_command(name: str, quick: bool, seeds: int | None) -> None:
     print(table(results_dir) if table else results_table(name, results_dir)[0])
 
 
+# %% notebooks/90_cli.md: The command line / The commands
+def _type_name(hint) -> str:
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is tuple:
+        return (
+            "INT,..."
+            if args[-1] is Ellipsis
+            else ",".join(a.__name__.upper() for a in args)
+        )
+    return "JSON" if hint is dict else hint.__name__.upper()
+
+
+def _choices() -> dict[str, str]:
+    from ropelib.data import CORPORA
+    from ropelib.model import POSITION_SCHEMES
+    from ropelib.train import config as c
+
+    listed = {"pe": sorted(POSITION_SCHEMES), "tokenizer": c.TOKENIZERS}
+    listed |= {"schedule": c.SCHEDULES, "device": c.DEVICES, "dtype": c.DTYPES}
+    accepted = {name: "one of " + ", ".join(values) for name, values in listed.items()}
+    accepted["corpus"] = f"one of {', '.join(CORPORA)}, or a text file's path"
+    accepted["eval_lengths"] = "multiples of block_size"
+    return accepted
+
+
+def train_help() -> str:
+    """The text of `train --help`. Defined in the chapter *The command line*."""
+    from ropelib.train.config import PRESETS, TrainConfig, option_groups
+
+    parser = argparse.ArgumentParser(
+        prog="python -m ropelib train", usage=TRAIN_USAGE, add_help=False,
+        description="Train a GPT. Options on the line override --config, which overrides "
+        "--preset; a flag without a value is true (--resume).",
+    )  # fmt: skip
+    parser.add_argument("--preset", metavar="NAME", help="one of " + ", ".join(PRESETS))
+    parser.add_argument(
+        "--config", metavar="FILE", help="options from a TOML or JSON file"
+    )
+    hints, accepted = typing.get_type_hints(TrainConfig), _choices()
+    defaults = {
+        f.name: f.default
+        if f.default_factory is dataclasses.MISSING
+        else f.default_factory()
+        for f in dataclasses.fields(TrainConfig)
+    }
+    for group, names in option_groups().items():
+        section = parser.add_argument_group(f"{group} options")
+        for name in names:
+            default = defaults[name]
+            shown = (
+                ",".join(map(str, default)) if isinstance(default, tuple) else default
+            )
+            text = f"default {json.dumps(shown) if isinstance(shown, dict) else shown}"
+            text += f"; {accepted[name]}" if name in accepted else ""
+            section.add_argument(f"--{name}", metavar=_type_name(hints[name]),
+                                 help=text.replace("%", "%%"))  # fmt: skip
+    return parser.format_help()
+
+
+# %% notebooks/90_cli.md: The command line / The commands
+def stream_tokens(model, ids: list[int], max_new_tokens: int, temperature: float = 1.0,
+                  top_k: int | None = None, generator=None):  # fmt: skip
+    """Yield sampled token ids one at a time, as `GPT.generate`. See *The command line*."""
+    import torch
+
+    from ropelib.model import LayerCache, _sample
+
+    device = model.lm_head.weight.device
+    idx, limit = torch.tensor([ids], device=device), model.max_length
+    cached = (
+        limit is None or len(ids) + max_new_tokens <= limit
+    )  # else: a sliding window
+    caches = [LayerCache() for _ in model.transformer.h] if cached else None
+    with torch.no_grad():
+        hidden = model.forward_features(
+            idx if cached else idx[:, -limit:], caches=caches
+        )
+        for step in range(max_new_tokens):
+            token = _sample(model.lm_head(hidden[:, -1]), temperature, top_k, generator)
+            yield int(token)
+            if step + 1 == max_new_tokens:
+                break  # no forward pass for a token that is never drawn
+            idx = torch.cat((idx, token), dim=1)
+            if cached:
+                hidden = model.forward_features(
+                    token, start=idx.shape[1] - 1, caches=caches
+                )
+            else:
+                hidden = model.forward_features(idx[:, -limit:])
+
+
+def run_sample(args: argparse.Namespace) -> None:
+    """Stream a model's continuation of a prompt. Defined in the chapter *The command line*."""
+    import torch
+
+    from ropelib.train.checkpoint import load_model, load_tokenizer_of
+
+    model, _ = load_model(args.run, device=args.device)
+    tokenizer = load_tokenizer_of(args.run)
+    if tokenizer is None:
+        raise ConfigError(
+            f"the checkpoint in {args.run} holds no tokenizer; train it again"
+        )
+    try:
+        ids = tokenizer.encode(args.prompt)
+    except ValueError as error:
+        raise UsageError(f"--prompt: {error}") from None
+    if not ids:
+        raise UsageError("--prompt must hold at least one token")
+    generator = torch.Generator(args.device).manual_seed(args.seed)
+    tokens = stream_tokens(model, ids, args.max_new_tokens, args.temperature, args.top_k,
+                           generator)  # fmt: skip
+    shown = tokenizer.decode(ids)
+    print(shown, end="", flush=True)
+    for token in tokens:
+        ids.append(token)
+        text = tokenizer.decode(ids)
+        if not text.endswith(
+            "\ufffd"
+        ):  # a character still incomplete waits for its bytes
+            print(text[len(shown) :], end="", flush=True)
+            shown = text
+    print(tokenizer.decode(ids)[len(shown) :])
+
+
+# %% notebooks/90_cli.md: The command line / The commands
+def _lengths(text: str) -> list[int]:
+    try:
+        lengths = [int(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        lengths = []
+    if not lengths or min(lengths) < 1 or len(set(lengths)) < len(lengths):
+        raise UsageError(
+            f"--lengths must be distinct positive integers such as 1,2,4, got {text!r}"
+        )
+    return lengths
+
+
+def _scaling(args: argparse.Namespace) -> dict | None:
+    from ropelib.scaling import ROPE_SCALING
+
+    try:
+        options = json.loads(args.rope_options)
+    except json.JSONDecodeError:
+        options = None
+    if not isinstance(options, dict):
+        raise UsageError(
+            f"--rope_options must be a JSON object, got {args.rope_options!r}"
+        )
+    if args.rope_scaling is None:
+        if args.factor is not None or options:
+            raise UsageError("--factor and --rope_options need --rope_scaling TYPE")
+        return None
+    if args.rope_scaling not in ROPE_SCALING:
+        known = ", ".join(sorted(ROPE_SCALING))
+        raise UsageError(
+            f"--rope_scaling must be one of {known}, got {args.rope_scaling!r}"
+        )
+    return options | ({} if args.factor is None else {"factor": args.factor})
+
+
+# %% notebooks/90_cli.md: The command line / The commands
+def evaluate_run(args: argparse.Namespace) -> dict:
+    """The validation losses of a run by length. Defined in the chapter *The command line*."""
+    from ropelib.context import extend_context
+    from ropelib.train.checkpoint import (
+        check_tokenization,
+        load_model,
+        load_tokenizer_of,
+    )
+    from ropelib.train.config import TrainConfig
+    from ropelib.train.loop import evaluate_lengths
+    from ropelib.train.run import _load_data  # the trainer's own data: the same split
+
+    lengths, scaling = _lengths(args.lengths), _scaling(args)
+    model, config = load_model(args.run, device=args.device)
+    if not isinstance(config, TrainConfig):
+        raise ConfigError(
+            f"the checkpoint in {args.run} names no corpus (not a trainer's run)"
+        )
+    if args.data_dir is not None:
+        config = dataclasses.replace(config, data_dir=args.data_dir)
+    data = _load_data(config, rank=0, world=1)
+    check_tokenization(load_tokenizer_of(args.run), data.tokenizer, f"eval {args.run}")
+    batch = config.batch_size
+    max_batches = max(1, -(-args.max_tokens // (batch * config.block_size)))
+    losses = {}
+    for multiple in lengths:
+        length = multiple * config.block_size
+        if scaling is not None:
+            try:
+                changed = extend_context(
+                    model, args.rope_scaling, seq_len=length, **scaling
+                )
+            except (TypeError, ValueError) as error:
+                raise UsageError(
+                    f"--rope_scaling {args.rope_scaling}: {error}"
+                ) from None
+            if not changed:
+                raise ConfigError(f"pe={config.pe!r} has no rotary layers to rescale")
+        losses |= evaluate_lengths(model, data.val, config.block_size, [multiple], batch,
+                                   max_batches, args.device)  # fmt: skip
+    return {"run": str(args.run), "pe": config.pe, "block_size": config.block_size,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "corpus": config.corpus, "val_tokens": len(data.val),
+            "rope_scaling": args.rope_scaling, "rope_parameters": scaling,
+            "val_loss": losses}  # fmt: skip
+
+
+# %% notebooks/90_cli.md: The command line / The commands
+def run_eval(args: argparse.Namespace) -> None:
+    """Print (and write) a run's losses by length. Defined in the chapter *The command line*."""
+    from ropelib.files import atomic_write_json
+
+    result = evaluate_run(args)
+    scaled = (
+        f", {result['rope_scaling']} {result['rope_parameters']}"
+        if result["rope_scaling"]
+        else ""
+    )
+    corpus = Path(result["corpus"]).name
+    print(f"{result['run']}: pe={result['pe']}{scaled}, {result['parameters']:,} parameters, "
+          f"{result['val_tokens']:,} validation tokens of {corpus}")  # fmt: skip
+    print(f"{'context':>8} {'tokens':>8} {'loss':>8}")
+    for key, loss in result["val_loss"].items():
+        tokens = int(key[:-1]) * result["block_size"]
+        print(f"{key:>8} {tokens:>8} {'-' if loss is None else f'{loss:.4f}':>8}")
+    if args.json:
+        atomic_write_json(args.json, result)
+
+
 # %% notebooks/90_cli.md: The command line / Bad input and bugs
 def main(argv: list[str] | None = None) -> int:
     """Run it; exit status 2 on bad input. Defined in the chapter *The command line*."""
@@ -109,20 +405,50 @@ def main(argv: list[str] | None = None) -> int:
             run_bench(args.name, args.quick)
         elif args.command == "train":
             run_train(rest)
+        elif args.command == "sample":
+            run_sample(args)
+        elif args.command == "eval":
+            run_eval(args)
         elif args.command == "experiment":
             run_experiment_command(args.name, args.quick, args.seeds)
-    except (UsageError, ConfigError) as error:  # anything else keeps its traceback
-        message = " ".join(str(error).split())
-        print(f"ropelib: error: {message}", file=sys.stderr)
-        return 2
+    except (
+        UsageError,
+        ConfigError,
+        MissingExtra,
+    ) as error:  # others keep their traceback
+        return _one_line(error, 2)
+    except (
+        ModuleNotFoundError
+    ) as error:  # an optional package imported without the hint
+        if (error.name or "").split(".")[0] not in EXTRAS:
+            raise
+        return _one_line(
+            f"{error.name} is not installed: {install_hint(error.name)}", 2
+        )
+    except RunError as error:  # diverged 3, storage 4, distributed 5, a signal 128 + n
+        return _one_line(error, error.exit_code)
+    except KeyboardInterrupt:  # outside a training step: nothing to save
+        return _one_line("interrupted", 130)
     return 0
+
+
+def _one_line(error: object, status: int) -> int:
+    message = " ".join(str(error).split())
+    print(f"ropelib: error: {message}", file=sys.stderr)
+    return status
 
 
 __all__ = [
     "build_parser",
+    "evaluate_run",
     "main",
     "run_bench",
+    "run_eval",
     "run_experiment_command",
+    "run_sample",
     "run_train",
+    "stream_tokens",
+    "train_help",
+    "TRAIN_USAGE",
     "UsageError",
 ]

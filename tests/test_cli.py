@@ -265,3 +265,287 @@ def test_fresh_interpreters():
     for process, (_, word) in zip(processes, cases, strict=True):
         _, stderr = process.communicate(timeout=120)
         _check_one_line({"status": process.returncode, "stderr": stderr}, word)
+
+
+# ---- sample, eval, checkpoints with their tokenizer, --help, --config, faults (in-process) ----
+
+TEXT = "To be, or not to be, that is the question.\n" * 40
+
+
+def _main(args: list[str], capsys) -> tuple[int, str, str]:
+    from ropelib.cli import main
+
+    status = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A cpu-tiny run of four steps on a tiny corpus: its directory."""
+    from ropelib.cli import main
+
+    tmp = tmp_path_factory.mktemp("trained")
+    (tmp / "tiny.txt").write_text(TEXT)
+    args = ["train", "--preset=cpu-tiny", f"--corpus={tmp / 'tiny.txt'}", "--block_size=16"]
+    args += ["--max_iters=4", f"--data_dir={tmp / 'data'}", f"--out_dir={tmp / 'run'}"]
+    assert main(args) == 0
+    return tmp / "run"
+
+
+def test_checkpoint_holds_the_tokenizer_and_round_trips_it(trained):
+    from ropelib.data import prepare_dataset
+    from ropelib.train import load_model
+    from ropelib.train.checkpoint import load_tokenizer_of
+
+    manifest = json.loads((trained / "checkpoint.json").read_text())
+    model, config = load_model(trained)
+    tokenizer = load_tokenizer_of(trained)
+    assert (
+        manifest["tokenizer"]["file"] == "tokenizer.json" and (trained / "tokenizer.json").exists()
+    )
+    assert tokenizer.vocab_size == manifest["tokenizer"]["vocab_size"] == model.config.vocab_size
+    data = prepare_dataset(config.corpus, config.tokenizer, config.vocab_size, config.data_dir)
+    assert tokenizer.to_json() == data.tokenizer.to_json()
+    assert tokenizer.decode(tokenizer.encode(TEXT)) == TEXT
+
+
+def test_a_damaged_or_foreign_tokenizer_is_refused(trained, tmp_path):
+    import shutil
+
+    from ropelib.data import CharTokenizer
+    from ropelib.model import GPT, ConfigError, GPTConfig
+    from ropelib.train import save_checkpoint
+    from ropelib.train.checkpoint import load_tokenizer_of
+
+    copy = Path(shutil.copytree(trained, tmp_path / "copy"))
+    (copy / "tokenizer.json").write_text(CharTokenizer(TEXT + "Z").to_json())
+    with pytest.raises(ConfigError, match="tokenizer of the checkpoint .* differs"):
+        load_tokenizer_of(copy)
+    model = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=17))
+    with pytest.raises(ConfigError, match="18 tokens, the model's vocabulary 17"):
+        save_checkpoint(tmp_path / "user", model, tokenizer=CharTokenizer(TEXT + "Z"))
+
+
+def test_save_and_load_any_gpt_a_user_builds(tmp_path):
+    import torch
+
+    from ropelib.data import CharTokenizer
+    from ropelib.model import GPT, GPTConfig
+    from ropelib.train import load_model, save_checkpoint
+    from ropelib.train.checkpoint import load_tokenizer_of
+
+    tokenizer = CharTokenizer(TEXT)
+    config = GPTConfig(
+        n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=tokenizer.vocab_size, pe="xpos"
+    )
+    torch.manual_seed(0)
+    model = GPT(config)
+    save_checkpoint(tmp_path, model, tokenizer=tokenizer)  # no optimiser, no trainer state
+    loaded, loaded_config = load_model(tmp_path)
+    assert loaded_config == config
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
+    assert load_tokenizer_of(tmp_path).to_json() == tokenizer.to_json()
+
+
+def test_sample_streams_the_tokens_generate_draws(trained, capsys, monkeypatch):
+    import torch
+
+    import ropelib.cli
+    from ropelib.train import load_model
+    from ropelib.train.checkpoint import load_tokenizer_of
+
+    model, _ = load_model(trained)
+    tokenizer = load_tokenizer_of(trained)
+    prompt = tokenizer.encode("To be")
+    expected = model.generate(
+        torch.tensor([prompt]),
+        30,
+        temperature=0.8,
+        top_k=5,
+        generator=torch.Generator().manual_seed(3),
+    )
+    inputs = []  # the KV cache: the prompt, then one token per pass (none after the last)
+    forward = type(model).forward_features
+    monkeypatch.setattr(
+        type(model),
+        "forward_features",
+        lambda self, idx, **kw: inputs.append(idx.shape[1]) or forward(self, idx, **kw),
+    )
+    writes = []
+    real_print = print
+    monkeypatch.setattr(
+        ropelib.cli, "print", lambda *a, **k: writes.append(a) or real_print(*a, **k), raising=False
+    )
+    args = ["sample", trained, "--prompt", "To be", "--max_new_tokens", "30"]
+    status, out, err = _main(args + ["--temperature", "0.8", "--top_k", "5", "--seed", "3"], capsys)
+    assert status == 0, err
+    assert out == tokenizer.decode(expected[0]) + "\n"
+    assert inputs[0] == len(prompt) and set(inputs[1:]) == {1} and len(inputs) == 30
+    assert len(writes) >= 30  # streamed: the prompt, each new character, the final newline
+
+
+def test_sample_rejects_bad_numbers_in_one_line(trained, capsys):
+    for bad, word in [
+        (["--temperature=-1"], "temperature"),
+        (["--top_k=0"], "top_k"),
+        (["--max_new_tokens=x"], "max_new_tokens"),
+        (["--prompt=Ω"], "prompt"),
+    ]:
+        status, _, err = _main(["sample", trained, *bad], capsys)
+        assert status == 2 and err.count("\n") == 1 and word in err, err
+
+
+def test_eval_prints_a_table_and_writes_json(trained, tmp_path, capsys):
+    status, out, err = _main(
+        ["eval", trained, "--lengths=1,2,4", f"--json={tmp_path / 'e.json'}"], capsys
+    )
+    assert status == 0, err
+    header, columns, *rows = out.splitlines()
+    assert "pe=rope" in header and columns.split() == ["context", "tokens", "loss"]
+    assert [row.split()[:2] for row in rows] == [["1x", "16"], ["2x", "32"], ["4x", "64"]]
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert list(result["val_loss"]) == ["1x", "2x", "4x"] and result["block_size"] == 16
+    for row, loss in zip(rows, result["val_loss"].values(), strict=True):
+        assert 0 < loss < 5 and row.split()[2] == f"{loss:.4f}"
+    scaled = ["eval", trained, "--lengths=1,2", "--rope_scaling=linear", "--factor=2"]
+    status, out, err = _main([*scaled, f"--json={tmp_path / 's.json'}"], capsys)
+    assert status == 0, err
+    linear = json.loads((tmp_path / "s.json").read_text())
+    assert linear["rope_scaling"] == "linear" and linear["rope_parameters"] == {"factor": 2.0}
+    assert linear["val_loss"]["1x"] != result["val_loss"]["1x"]  # the positions were scaled
+    for bad, word in [
+        (["--rope_scaling=bogus"], "rope_scaling"),
+        (["--factor=2"], "rope_scaling"),
+        (["--lengths=0,1"], "lengths"),
+        (["--rope_options=[1]"], "rope_options"),
+    ]:
+        status, _, err = _main(["eval", trained, *bad], capsys)
+        assert status == 2 and err.count("\n") == 1 and word in err, err
+
+
+def test_a_corpus_that_changed_is_one_line_for_eval_and_resume(trained, capsys):
+    from ropelib.train import load_model
+
+    _, config = load_model(trained)
+    corpus = Path(config.corpus)
+    corpus.write_text(TEXT + "Zounds! quoth Xerxes.\n")  # new characters: another tokenizer
+    try:
+        status, _, err = _main(["eval", trained], capsys)
+        assert status == 2 and err.count("\n") == 1, err
+        assert "tokenization (char, 22 tokens) differs from the checkpoint's (char, 17" in err
+        resume = [
+            "train",
+            "--preset=cpu-tiny",
+            f"--corpus={corpus}",
+            "--block_size=16",
+            "--max_iters=4",
+            f"--data_dir={config.data_dir}",
+            f"--out_dir={trained}",
+            "--resume",
+        ]
+        status, _, err = _main(resume, capsys)
+        assert status == 2 and err.count("\n") == 1 and "tokenizer_sha256" in err, err
+    finally:
+        corpus.write_text(TEXT)
+
+
+def test_train_help_lists_every_option_grouped_with_types_and_choices(capsys):
+    import dataclasses
+
+    from ropelib.model import POSITION_SCHEMES
+    from ropelib.train import PRESETS, TrainConfig
+    from ropelib.train.config import option_groups
+
+    status, out, _ = _main(["train", "--help"], capsys)
+    assert status == 0
+    groups = [out.index(f"\n{name} options:") for name in ("model", "data", "optimisation", "run")]
+    assert groups == sorted(groups)
+    for group, names in option_groups().items():
+        start = out.index(f"\n{group} options:")
+        end = min([g for g in groups if g > start] + [len(out)])
+        for name in names:
+            assert f"--{name} " in out[start:end], name
+    assert {f.name for f in dataclasses.fields(TrainConfig)} == {
+        name for names in option_groups().values() for name in names
+    }
+    assert "--lr FLOAT" in out and "--max_iters INT" in out and "--betas FLOAT,FLOAT" in out
+    assert "--pe_options JSON" in out and "default 0.001" in out
+    flat = " ".join(out.split())
+    assert all(name in flat for name in PRESETS) and "--config FILE" in out
+    schemes = flat[flat.index("--pe STR") : flat.index("--dropout")].replace(" ", "")
+    assert all(name in schemes for name in POSITION_SCHEMES)
+    assert "oneofcosine,step" in flat.replace(" ", "") and "oneofbpe,char" in flat.replace(" ", "")
+
+
+def test_config_files_toml_and_json_under_the_line(tmp_path, capsys):
+    from ropelib.train import config_from_args
+
+    (tmp_path / "run.toml").write_text(
+        'preset = "cpu-tiny"\nlr = 1e-3\nbetas = [0.9, 0.99]\npe = "xpos"\n'
+        "[pe_options]\ngamma = 0.5\n"
+    )
+    (tmp_path / "run.json").write_text('{"n_layer": 3, "eval_lengths": [1, 2], "lr": 0.002}')
+    toml = config_from_args([f"--config={tmp_path / 'run.toml'}", "--lr=5e-3"])
+    assert (toml.n_embd, toml.lr, toml.betas, toml.pe) == (32, 5e-3, (0.9, 0.99), "xpos")
+    assert toml.pe_options == {"gamma": 0.5}
+    both = config_from_args(["--preset=cpu-tiny", f"--config={tmp_path / 'run.json'}"])
+    assert (both.n_layer, both.eval_lengths, both.lr, both.n_embd) == (3, (1, 2), 0.002, 32)
+    bad = {
+        "syntax.toml": ("lr = = 1\n", "cannot be read"),
+        "key.toml": ("learning_rate = 0.1\n", "unknown option 'learning_rate'"),
+        "type.json": ('{"lr": "fast"}', "lr"),
+        "list.json": ("[1, 2]", "object"),
+        "preset.toml": ('preset = "huge"\n', "preset"),
+    }
+    for name, (text, _) in bad.items():
+        (tmp_path / name).write_text(text)
+    cases = [[f"--config={tmp_path / name}"] for name in bad] + [["--config=/no/such.toml"]]
+    for args, word in zip(cases, [*(w for _, w in bad.values()), "cannot be read"], strict=True):
+        status, _, err = _main(["train", *args], capsys)
+        assert status == 2 and err.count("\n") == 1 and word in err, err
+
+
+def test_run_faults_exit_with_their_status(tmp_path, capsys):
+    import ropelib.bench
+    from ropelib.data.tokenizers import import_optional
+    from ropelib.train.run import Interrupted
+
+    (tmp_path / "tiny.txt").write_text(TEXT)
+    args = ["train", "--preset=cpu-tiny", f"--corpus={tmp_path / 'tiny.txt'}", "--block_size=16"]
+    args += ["--max_iters=3", f"--data_dir={tmp_path / 'data'}", f"--out_dir={tmp_path / 'run'}"]
+    status, _, err = _main([*args, "--lr=1e30", "--min_lr=0", "--grad_clip=0"], capsys)
+    assert status == 3 and err.count("\n") == 1 and "diverged" in err, err
+
+    def raising(error):
+        def benchmark(quick=False):
+            raise error
+
+        return benchmark
+
+    def missing(quick=False):
+        import sys
+
+        sys.modules["tqdm"] = None  # as if the extra were not installed
+        try:
+            import_optional("tqdm", "a progress bar")
+        finally:
+            del sys.modules["tqdm"]
+
+    cases = {
+        "sigterm": (raising(Interrupted("interrupted by SIGTERM", 15)), 143, "SIGTERM"),
+        "ctrl-c": (raising(KeyboardInterrupt()), 130, "interrupted"),
+        "extra": (missing, 2, "pip install 'ropelib[train]'"),
+        "sklearn": (raising(ModuleNotFoundError("No module", name="sklearn")), 2, "ropelib[book]"),
+    }
+    try:
+        for name, (benchmark, code, word) in cases.items():
+            ropelib.bench.BENCHMARKS[name] = benchmark
+            status, _, err = _main(["bench", name], capsys)
+            assert status == code and err.count("\n") == 1 and word in err, (name, err)
+        ropelib.bench.BENCHMARKS["bug"] = raising(ModuleNotFoundError("x", name="no_such_module"))
+        with pytest.raises(ModuleNotFoundError):  # not an optional package: a bug, traceback
+            _main(["bench", "bug"], capsys)
+    finally:
+        for name in [*cases, "bug"]:
+            ropelib.bench.BENCHMARKS.pop(name, None)
