@@ -102,7 +102,8 @@ def tail_window_ends(
     """One past the last target of each scored block of `block_size` targets.
 
     Every block has `longest * block_size` tokens of context inside the split; at most
-    `max_targets` targets, evenly spaced blocks. Defined in the chapter *The data pipeline*.
+    `max_targets` targets, evenly spaced blocks.
+    Defined in the chapter *The data pipeline*.
     """
     block_size = _check_positive_int("block_size", block_size)
     longest = _check_positive_int("longest", longest)

@@ -78,7 +78,7 @@ def held_out_documents(names: list[str], val_fraction: float = 0.1) -> list[str]
 
 
 def _split_tokens(tok, text, train_text, val_text, val_fraction):
-    # {"train.bin", "val.bin"} arrays and their dtype; val_text None: the tail of the stream
+    # {"train.bin", "val.bin"} arrays and their dtype; val_text None: the tail
     dtype = token_dtype(tok.vocab_size)
     if val_text is None:
         tokens = np.asarray(tok.encode(text), dtype=dtype)
@@ -252,8 +252,9 @@ def prepare_dataset(
 ) -> TokenData:
     """Tokenize `corpus` once, cache it under `data_dir`, and memory-map its train/val ids.
 
-    `split="documents"`: whole documents held out (`held_out_documents`) where the corpus has
-    them, else, and for `split="tail"`, the last `val_fraction` of the token stream.
+    `split="documents"`: whole documents held out (`held_out_documents`) where the
+    corpus has them, else, and for `split="tail"`, the last `val_fraction` of the
+    token stream.
     `vocab_size` applies to "bpe" (characters use the corpus's character set).
     Defined in the chapter *The data pipeline*.
     """

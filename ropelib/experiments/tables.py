@@ -20,7 +20,7 @@ def _summarise(values: list[float | None]) -> tuple[float, float] | None:
 
 
 def _value(record: dict, column: str) -> float | None:
-    # "val_loss 2x": the running evaluation; "protocol 2x": the same targets at every length
+    # "val_loss 2x": the running evaluation; "protocol 2x": the same targets at each length
     kind, length = column.split(" ")
     if kind == "val_loss":
         return (record["val_loss"] or {}).get(length)
@@ -29,7 +29,7 @@ def _value(record: dict, column: str) -> float | None:
 
 
 def _paired(runs: list[dict], base: list[dict], column: str) -> dict | None:
-    # the per-seed paired difference run - baseline, where both have >= 2 seeds in common
+    # the per-seed paired difference run - baseline, over >= 2 seeds in common
     mine = {r["seed"]: _value(r, column) for r in runs}
     theirs = {r["seed"]: _value(r, column) for r in base}
     seeds = [s for s in mine if s in theirs and None not in (mine[s], theirs[s])]

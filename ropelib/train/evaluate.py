@@ -2,7 +2,7 @@
 
 # %% notebooks/03_training.md: Training / The evaluation protocol: the same targets at every
 #    length
-"""The evaluation protocol: per-position loss on the same targets at every context length."""
+"""The evaluation protocol: per-position loss on the same targets at every length."""
 
 from __future__ import annotations
 
@@ -44,7 +44,10 @@ def evaluate_protocol(
     device: str = "cpu",
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
 ) -> dict[str, dict | None]:
-    """Loss on the same targets at each multiple of block_size. Defined in *Training*."""
+    """Loss on the same targets at each multiple of block_size.
+
+    Defined in the chapter *Training*.
+    """
     ends = tail_window_ends(tokens, block_size, max(lengths), max_targets)
     max_length = getattr(model, "max_length", None)
     was_training = model.training
