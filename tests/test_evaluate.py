@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from ropelib.data import iter_tail_batches, tail_window_ends
+from ropelib.experiments.records import make_record, write_record
 from ropelib.experiments.stats import paired_difference
+from ropelib.experiments.tables import results_table
 from ropelib.model import GPT
 from ropelib.train import PRESETS, TrainConfig, model_config, read_metrics, train
 from ropelib.train.evaluate import evaluate_protocol
@@ -119,3 +121,45 @@ def test_the_trainer_records_the_protocol(tmp_path):
     again = train(dataclasses.replace(config, resume=True))  # finished: evaluated again
     assert again["protocol"] == protocol
     assert [r["kind"] for r in read_metrics(config.out_dir)].count("protocol") == 1
+
+
+def _record(label: str, seed: int, loss: float, protocol: dict | None) -> dict:
+    config = TrainConfig(**PRESETS["cpu-tiny"], seed=seed)
+    final = {"n_params": 1000, "tokens_seen": 5000, "tokens_per_s": 123.0}
+    if protocol is not None:
+        final["protocol"] = protocol
+    origin = {"git": {}, "hardware": {}}
+    return make_record(
+        experiment="toy", run=f"{label}-seed{seed}", label=label, seed=seed, quick=True,
+        config=config, final=final, history=[], wall_time_s=1.0, origin=origin,
+        train_loss=loss, val_loss={"1x": loss, "2x": loss - 0.1},
+    )  # fmt: skip
+
+
+def test_results_table_pairs_by_seed_prints_the_scale_and_no_speed(tmp_path):
+    (tmp_path / "toy").mkdir()
+    for seed, shift in enumerate((0.10, 0.12, 0.11)):
+        base = 3.0 + 0.5 * seed  # seeds differ a lot, the pairs little
+        protocol = {k: {"loss": base + d} for k, d in (("1x", 0.0), ("2x", 0.2))}
+        write_record(tmp_path / "toy" / f"b-{seed}.json", _record("base", seed, base, protocol))
+        other = {k: {"loss": v["loss"] + shift} for k, v in protocol.items()}
+        write_record(tmp_path / "toy" / f"o-{seed}.json", _record("other", seed, base, other))
+    table, summary = results_table("toy", tmp_path, baseline="base")
+    assert "tokens_per_s" not in table and "tokens/s" not in table
+    assert table.startswith("Scale: 2 layers, width 32, context 32 tokens; 1,000 parameters;")
+    assert "5,000 training tokens per run (5.00 per parameter)" in table
+    paired = summary["other"]["paired protocol 1x"]
+    assert math.isclose(paired["mean"], 0.11) and 0 < paired["low"] < paired["high"] < 0.2
+    assert summary["other"]["val_loss 1x"][1] > 0.4  # unpaired: the seeds' spread
+    assert "| base |" in table and "baseline" in table and "+0.110 [" in table
+    assert summary["other"]["training_tokens"] == 5000 and summary["base"]["context"] == 32
+    with pytest.raises(ValueError, match="baseline must be one of"):
+        results_table("toy", tmp_path, baseline="missing")
+
+
+def test_results_table_never_mixes_the_two_evaluations(tmp_path):
+    (tmp_path / "toy").mkdir()
+    write_record(tmp_path / "toy" / "a.json", _record("a", 0, 3.0, {"1x": {"loss": 2.9}}))
+    write_record(tmp_path / "toy" / "b.json", _record("b", 0, 3.0, None))  # an old record
+    table, summary = results_table("toy", tmp_path)
+    assert "protocol 1x" not in summary["a"] and summary["a"]["val_loss 1x"] == (3.0, 0.0)
