@@ -76,31 +76,59 @@ def _add_sample(sample: argparse.ArgumentParser) -> None:
     sample.add_argument(
         "--prompt", default="\n", help="text to continue (default: a newline)"
     )
-    sample.add_argument("--max_new_tokens", type=_number(int, 0, "--max_new_tokens"),
-                        default=200, help="tokens to generate (default 200)")  # fmt: skip
-    sample.add_argument("--temperature", type=_number(float, 0, "--temperature"),
-                        default=0.8, help="0: greedy (default 0.8)")  # fmt: skip
-    sample.add_argument("--top_k", type=_number(int, 1, "--top_k"), default=None,
-                        help="sample among the k likeliest tokens (default: all)")  # fmt: skip
+    sample.add_argument(
+        "--max_new_tokens",
+        type=_number(int, 0, "--max_new_tokens"),
+        default=200,
+        help="tokens to generate (default 200)",
+    )
+    sample.add_argument(
+        "--temperature",
+        type=_number(float, 0, "--temperature"),
+        default=0.8,
+        help="0: greedy (default 0.8)",
+    )
+    sample.add_argument(
+        "--top_k",
+        type=_number(int, 1, "--top_k"),
+        default=None,
+        help="sample among the k likeliest tokens (default: all)",
+    )
     sample.add_argument("--seed", type=_number(int, 0, "--seed"), default=0)
     sample.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
 
 
+# %% notebooks/90_cli.md: The command line / Parsing the arguments
 def _add_eval(evaluate: argparse.ArgumentParser) -> None:
     evaluate.add_argument("run", metavar="RUN", help="a training run's out_dir")
-    evaluate.add_argument("--lengths", default="1,2,4,8",
-                          help="multiples of the training context (default 1,2,4,8)")  # fmt: skip
-    evaluate.add_argument("--rope_scaling", metavar="TYPE", default=None,
-                          help="a rope type of ropelib.scaling.ROPE_SCALING")  # fmt: skip
-    evaluate.add_argument("--factor", type=_number(float, 0, "--factor", strict=True),
-                          default=None, help="the rope type's scaling factor")  # fmt: skip
+    evaluate.add_argument(
+        "--lengths",
+        default="1,2,4,8",
+        help="multiples of the training context (default 1,2,4,8)",
+    )
+    evaluate.add_argument(
+        "--rope_scaling",
+        metavar="TYPE",
+        default=None,
+        help="a rope type of ropelib.scaling.ROPE_SCALING",
+    )
+    evaluate.add_argument(
+        "--factor",
+        type=_number(float, 0, "--factor", strict=True),
+        default=None,
+        help="the rope type's scaling factor",
+    )
     evaluate.add_argument(
         "--rope_options",
         default="{}",
         help="other parameters of the rope type, JSON: '{\"beta_fast\": 32}'",
     )
-    evaluate.add_argument("--max_tokens", type=_number(int, 1, "--max_tokens"),
-                          default=250_000, help="target tokens per length, at most")  # fmt: skip
+    evaluate.add_argument(
+        "--max_tokens",
+        type=_number(int, 1, "--max_tokens"),
+        default=250_000,
+        help="target tokens per length, at most",
+    )
     evaluate.add_argument(
         "--json", metavar="FILE", default=None, help="also write JSON"
     )
@@ -193,10 +221,12 @@ def train_help() -> str:
     from ropelib.train.config import PRESETS, TrainConfig, option_groups
 
     parser = argparse.ArgumentParser(
-        prog="python -m ropelib train", usage=TRAIN_USAGE, add_help=False,
-        description="Train a GPT. Options on the line override --config, which overrides "
-        "--preset; a flag without a value is true (--resume).",
-    )  # fmt: skip
+        prog="python -m ropelib train",
+        usage=TRAIN_USAGE,
+        add_help=False,
+        description="Train a GPT. Options on the line override --config, which "
+        "overrides --preset; a flag without a value is true (--resume).",
+    )
     parser.add_argument("--preset", metavar="NAME", help="one of " + ", ".join(PRESETS))
     parser.add_argument(
         "--config", metavar="FILE", help="options from a TOML or JSON file"
@@ -217,15 +247,24 @@ def train_help() -> str:
             )
             text = f"default {json.dumps(shown) if isinstance(shown, dict) else shown}"
             text += f"; {accepted[name]}" if name in accepted else ""
-            section.add_argument(f"--{name}", metavar=_type_name(hints[name]),
-                                 help=text.replace("%", "%%"))  # fmt: skip
+            section.add_argument(
+                f"--{name}",
+                metavar=_type_name(hints[name]),
+                help=text.replace("%", "%%"),
+            )
     return parser.format_help()
 
 
 # %% notebooks/90_cli.md: The command line / The commands
-def stream_tokens(model, ids: list[int], max_new_tokens: int, temperature: float = 1.0,
-                  top_k: int | None = None, generator=None):  # fmt: skip
-    """Yield sampled token ids one at a time, as `GPT.generate`. See *The command line*."""
+def stream_tokens(
+    model,
+    ids: list[int],
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    generator=None,
+):
+    """Yield sampled ids one by one, as `GPT.generate`. See *The command line*."""
     import torch
 
     from ropelib.model import LayerCache, _sample
@@ -254,8 +293,9 @@ def stream_tokens(model, ids: list[int], max_new_tokens: int, temperature: float
                 hidden = model.forward_features(idx[:, -limit:])
 
 
+# %% notebooks/90_cli.md: The command line / The commands
 def run_sample(args: argparse.Namespace) -> None:
-    """Stream a model's continuation of a prompt. Defined in the chapter *The command line*."""
+    """Stream a model's continuation of a prompt. See the chapter *The command line*."""
     import torch
 
     from ropelib.train.checkpoint import load_model, load_tokenizer_of
@@ -273,8 +313,9 @@ def run_sample(args: argparse.Namespace) -> None:
     if not ids:
         raise UsageError("--prompt must hold at least one token")
     generator = torch.Generator(args.device).manual_seed(args.seed)
-    tokens = stream_tokens(model, ids, args.max_new_tokens, args.temperature, args.top_k,
-                           generator)  # fmt: skip
+    tokens = stream_tokens(
+        model, ids, args.max_new_tokens, args.temperature, args.top_k, generator
+    )
     shown = tokenizer.decode(ids)
     print(shown, end="", flush=True)
     for token in tokens:
@@ -326,7 +367,7 @@ def _scaling(args: argparse.Namespace) -> dict | None:
 
 # %% notebooks/90_cli.md: The command line / The commands
 def evaluate_run(args: argparse.Namespace) -> dict:
-    """The validation losses of a run by length. Defined in the chapter *The command line*."""
+    """A run's validation losses by length. See the chapter *The command line*."""
     from ropelib.context import extend_context
     from ropelib.train.checkpoint import (
         check_tokenization,
@@ -363,18 +404,31 @@ def evaluate_run(args: argparse.Namespace) -> dict:
                 ) from None
             if not changed:
                 raise ConfigError(f"pe={config.pe!r} has no rotary layers to rescale")
-        losses |= evaluate_lengths(model, data.val, config.block_size, [multiple], batch,
-                                   max_batches, args.device)  # fmt: skip
-    return {"run": str(args.run), "pe": config.pe, "block_size": config.block_size,
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "corpus": config.corpus, "val_tokens": len(data.val),
-            "rope_scaling": args.rope_scaling, "rope_parameters": scaling,
-            "val_loss": losses}  # fmt: skip
+        losses |= evaluate_lengths(
+            model,
+            data.val,
+            config.block_size,
+            [multiple],
+            batch,
+            max_batches,
+            args.device,
+        )
+    return {
+        "run": str(args.run),
+        "pe": config.pe,
+        "block_size": config.block_size,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "corpus": config.corpus,
+        "val_tokens": len(data.val),
+        "rope_scaling": args.rope_scaling,
+        "rope_parameters": scaling,
+        "val_loss": losses,
+    }
 
 
 # %% notebooks/90_cli.md: The command line / The commands
 def run_eval(args: argparse.Namespace) -> None:
-    """Print (and write) a run's losses by length. Defined in the chapter *The command line*."""
+    """Print (and write) a run's losses. See the chapter *The command line*."""
     from ropelib.files import atomic_write_json
 
     result = evaluate_run(args)
@@ -384,8 +438,11 @@ def run_eval(args: argparse.Namespace) -> None:
         else ""
     )
     corpus = Path(result["corpus"]).name
-    print(f"{result['run']}: pe={result['pe']}{scaled}, {result['parameters']:,} parameters, "
-          f"{result['val_tokens']:,} validation tokens of {corpus}")  # fmt: skip
+    print(
+        f"{result['run']}: pe={result['pe']}{scaled}, "
+        f"{result['parameters']:,} parameters, "
+        f"{result['val_tokens']:,} validation tokens of {corpus}"
+    )
     print(f"{'context':>8} {'tokens':>8} {'loss':>8}")
     for key, loss in result["val_loss"].items():
         tokens = int(key[:-1]) * result["block_size"]

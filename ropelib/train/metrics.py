@@ -44,12 +44,12 @@ def run_title(config: TrainConfig) -> str:
 
 
 # %% notebooks/92_trainer.md: The trainer / The metrics log
-_STYLES = [  # (colour, marker, line style, marker size) of the validation curves
-    ("tab:orange", "o", "-", 7),
-    ("tab:green", "s", "--", 6),
-    ("tab:red", "^", "-.", 6),
-    ("tab:purple", "D", ":", 5),
-    ("tab:brown", "v", (0, (5, 1)), 6),
+_STYLES = [  # (colour, marker, line style, marker size): each drawn over the one before
+    ("tab:orange", "o", "-", 10),
+    ("tab:green", "s", "--", 7),
+    ("tab:red", "^", "-.", 5),
+    ("tab:purple", "D", ":", 4),
+    ("tab:brown", "x", (0, (5, 1)), 4),
 ]
 
 
@@ -65,9 +65,8 @@ def plot_metrics(records: list[dict], path: str | Path | None = None, title: str
     axes.plot(steps, losses, label="train", lw=1, color="tab:blue", zorder=1)
     evals = [r for r in records if r["kind"] == "eval"]
     keys = list(evals[0]["val_loss"]) if evals else []
-    for i, key in reversed(
-        list(enumerate(keys))
-    ):  # the shortest context drawn last, on top
+    # the shortest context first: the largest markers, under the longer ones
+    for i, key in enumerate(keys):
         points = [
             (r["iter"], r["val_loss"][key])
             for r in evals
@@ -76,14 +75,12 @@ def plot_metrics(records: list[dict], path: str | Path | None = None, title: str
         if points:
             colour, marker, line, size = _STYLES[i % len(_STYLES)]
             axes.plot(*zip(*points, strict=True), color=colour, marker=marker, ls=line,
-                      ms=size, mfc="none" if i % 2 else colour, zorder=2 + len(keys) - i,
+                      ms=size, mfc=colour if i == 0 else "none", zorder=2 + i,
                       label=f"validation, context {key}")  # fmt: skip
     axes.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     axes.set(xlabel="optimiser step", ylabel="cross-entropy (nats / token)")
     axes.set_title(f"Loss {title}".strip(), fontsize=10)
-    handles, labels = axes.get_legend_handles_labels()
-    order = sorted(range(len(labels)), key=lambda j: (labels[j] != "train", labels[j]))
-    axes.legend([handles[j] for j in order], [labels[j] for j in order])
+    axes.legend()
     figure.tight_layout()
     if path is not None:  # rendered in memory, then written atomically
         buffer = io.BytesIO()
