@@ -25,22 +25,35 @@ def register_benchmark(name: str) -> Callable:
     return decorate
 
 
+def synchronize(device: str | torch.device = "cpu") -> None:
+    """Wait for the device's queued work. Defined in the appendix *Benchmarks*."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def compare_times(
-    candidates: dict[str, Callable[[], object]], *, repeats: int = 20, warmup: int = 3
+    candidates: dict[str, Callable[[], object]],
+    *,
+    repeats: int = 20,
+    warmup: int = 3,
+    device: str | torch.device = "cpu",
 ) -> dict[str, float]:
     """Median seconds per call, round-robin. Defined in the appendix *Benchmarks*."""
     for run in candidates.values():
         for _ in range(warmup):
             run()
+    synchronize(device)
     samples: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(repeats):
         for name, run in candidates.items():
             start = time.perf_counter()
             run()
+            synchronize(device)
             samples[name].append(time.perf_counter() - start)
     return {name: statistics.median(times) for name, times in samples.items()}
 
 
+# %% notebooks/94_benchmarks.md: Benchmarks / Timing side by side
 def print_ratios(title: str, times: dict[str, float], reference: str) -> None:
     """Print medians and ratios to `reference`. Defined in the appendix *Benchmarks*."""
     print(
@@ -50,6 +63,73 @@ def print_ratios(title: str, times: dict[str, float], reference: str) -> None:
     for name, seconds in times.items():
         ratio = seconds / times[reference]
         print(f"  {name:<{width}}  {seconds * 1e3:9.3f} ms  {ratio:6.2f}x")
+
+
+def peak_memory(run: Callable[[], object], device: str | torch.device) -> int | None:
+    """Peak bytes one `run()` allocates on a CUDA device, None elsewhere.
+
+    Defined in the appendix *Benchmarks*.
+    """
+    if torch.device(device).type != "cuda":
+        return None
+    synchronize(device)
+    before = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    run()
+    synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - before
+
+
+def measure(
+    title: str,
+    candidates: dict[str, Callable[[], object]],
+    reference: str,
+    *,
+    repeats: int,
+    warmup: int = 3,
+    device: str | torch.device = "cpu",
+) -> dict:
+    """Time side by side, print, return a table. Defined in the appendix *Benchmarks*."""
+    times = compare_times(candidates, repeats=repeats, warmup=warmup, device=device)
+    print_ratios(title, times, reference)
+    memory = {name: peak_memory(run, device) for name, run in candidates.items()}
+    return {
+        "title": title,
+        "reference": reference,
+        "seconds": times,
+        "ratio": {name: seconds / times[reference] for name, seconds in times.items()},
+        "peak_memory_bytes": None if None in memory.values() else memory,
+    }
+
+
+# %% notebooks/94_benchmarks.md: Benchmarks / Timing side by side
+DTYPES = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+
+
+def _dtype(name: str) -> torch.dtype:
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {name!r}")
+    return DTYPES[name]
+
+
+def _compiled(fn: Callable, backend: str | None) -> Callable | None:
+    """`torch.compile(fn)` with a fixed shape, or None when nothing is compiled."""
+    if backend is None:
+        return None
+    return torch.compile(fn, backend=backend, dynamic=False)
+
+
+def _autocast(device: str | torch.device, dtype: torch.dtype):
+    """A factory of autocast contexts for half-precision training, else no-ops."""
+    import contextlib
+
+    if dtype == torch.float32:
+        return contextlib.nullcontext
+    return lambda: torch.autocast(torch.device(device).type, dtype=dtype)
 
 
 # %% notebooks/94_benchmarks.md: Benchmarks / RoPE against the copy floor
@@ -65,87 +145,154 @@ class _CopyBothWays(torch.autograd.Function):
         return grad.clone()
 
 
-def _forward_backward(
-    fn: Callable, q: torch.Tensor, k: torch.Tensor, grad: torch.Tensor
-):
+def _each(fn: Callable) -> Callable:
+    """A rotation of one tensor as a rotation of the pair (q, k)."""
+    return lambda q, k: (fn(q), fn(k))
+
+
+def _forward_backward(fn: Callable, q, k, grads) -> Callable[[], None]:
     def run():
         q.grad = k.grad = None
-        torch.autograd.backward((fn(q), fn(k)), (grad, grad))
+        torch.autograd.backward(fn(q, k), grads)
 
     return run
 
 
-def _rotary_embedding_torch(q: torch.Tensor) -> dict[str, Callable]:
-    """rotary-embedding-torch's rotation, checked against ours, when it is installed."""
-    from importlib.metadata import version
+def _agrees(theirs, ours, dtype: torch.dtype) -> None:
+    """The same rotation to the precision of the dtype, or an AssertionError."""
+    atol = 1e-3 if dtype == torch.float32 else 5e-2
+    for a, b in zip(theirs, ours, strict=True):
+        torch.testing.assert_close(a.float(), b.float(), atol=atol, rtol=0)
 
-    from ropelib.rope import apply_rope
 
-    try:
-        import rotary_embedding_torch
-    except ImportError:
-        print(
-            "rotary-embedding-torch is not installed (pip install -e '.[dev]'): skipped"
-        )
-        return {}
-    theirs = rotary_embedding_torch.RotaryEmbedding(dim=q.shape[-1])
-    with torch.no_grad():  # same pairing and frequencies: the outputs must agree
-        expected = apply_rope(q)
-        torch.testing.assert_close(
-            theirs.rotate_queries_or_keys(q), expected, atol=1e-3, rtol=0
-        )
-    name = f"rotary-embedding-torch {version('rotary-embedding-torch')}"
-    return {name: theirs.rotate_queries_or_keys}
+def _rope_tensors(shape, kv_heads, device, dtype):
+    B, H, T, D = shape
+    make = (  # Liger's layout: a [B, T, H, D] projection seen as [B, H, T, D]
+        (lambda h: torch.randn(B, T, h, D, device=device, dtype=dtype).transpose(1, 2))
+        if kv_heads
+        else (lambda h: torch.randn(B, h, T, D, device=device, dtype=dtype))
+    )
+    q, k = make(H), make(kv_heads or H)
+    grads = (torch.randn_like(q), torch.randn_like(k))
+    return q.requires_grad_(), k.requires_grad_(), grads
 
 
 # %% notebooks/94_benchmarks.md: Benchmarks / RoPE against the copy floor
+def _half_split_table(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin `[1, T, D]` as Hugging Face's LLaMA rotary embedding returns them."""
+    from ropelib.rope import rope_angles, rope_frequencies
+
+    T, D = q.shape[-2], q.shape[-1]
+    angles = rope_angles(torch.arange(T), rope_frequencies(D))
+    angles = torch.cat((angles, angles), dim=-1)[None].to(q.device)
+    return angles.cos().to(q.dtype), angles.sin().to(q.dtype)
+
+
+def _reference_ropes(q, k, backend: str | None) -> dict[str, Callable]:
+    """The installed references, each checked against ropelib's rotation first."""
+    from importlib.metadata import version
+    from importlib.util import find_spec
+
+    from ropelib.rope import apply_rope
+
+    found: dict[str, Callable] = {}
+    cos, sin = _half_split_table(q)
+    with torch.no_grad():
+        half_split = _each(lambda t: apply_rope(t, interleaved=False))(q, k)
+        interleaved = _each(apply_rope)(q, k)
+    if find_spec("transformers"):
+        from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+        def hf(q, k):
+            return apply_rotary_pos_emb(q, k, cos, sin)
+
+        _agrees(hf(q.detach(), k.detach()), half_split, q.dtype)
+        name = f"HF apply_rotary_pos_emb {version('transformers')}"
+        found[name] = hf
+        if backend:
+            found[f"{name}, compiled"] = _compiled(hf, backend)
+    if find_spec("rotary_embedding_torch"):
+        from rotary_embedding_torch import RotaryEmbedding as Theirs
+
+        theirs = Theirs(dim=q.shape[-1]).to(q.device)
+        fn = _each(theirs.rotate_queries_or_keys)
+        _agrees(fn(q.detach(), k.detach()), interleaved, q.dtype)
+        found[f"rotary-embedding-torch {version('rotary-embedding-torch')}"] = fn
+    if q.is_cuda and find_spec("liger_kernel"):
+        from liger_kernel.transformers.rope import liger_rotary_pos_emb
+
+        def liger(q, k):
+            return liger_rotary_pos_emb(q, k, cos, sin)
+
+        _agrees(liger(q.detach(), k.detach()), half_split, q.dtype)
+        found[f"Liger-Kernel {version('liger-kernel')}"] = liger
+    return found
+
+
+# %% notebooks/94_benchmarks.md: Benchmarks / RoPE against the copy floor
+# Liger-Kernel's RoPE benchmark: batch 1, 32 query and 8 key/value heads (bf16 on a GPU)
+LIGER_SHAPE, LIGER_KV_HEADS = (1, 32, 2048, 128), 8
+
+
 @register_benchmark("rope")
 def bench_rope(
     quick: bool = False,
     shape: tuple[int, ...] | None = None,
     repeats: int | None = None,
-) -> dict[str, float]:
+    *,
+    kv_heads: int | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    compile_backend: str | None = "inductor",
+) -> dict:
     """RoPE fwd+bwd against the copy floor. Defined in the appendix *Benchmarks*."""
     from ropelib.rope import RotaryEmbedding, apply_rope
 
-    shape = shape or ((2, 4, 128, 64) if quick else (8, 8, 1024, 64))
+    cuda = torch.device(device).type == "cuda"
+    if shape is None and (quick or cuda):  # Liger-Kernel's layout, fewer kv heads
+        shape, kv_heads = (
+            ((1, 4, 128, 64), 2) if quick else (LIGER_SHAPE, LIGER_KV_HEADS)
+        )
+    shape = shape or (8, 8, 1024, 64)
     repeats = repeats or (3 if quick else 20)
-    q = torch.randn(shape, requires_grad=True)
-    k = torch.randn(shape, requires_grad=True)
-    grad = torch.randn(shape)
-    candidates = {
-        "copy floor": _CopyBothWays.apply,
-        "apply_rope interleaved": apply_rope,
-        "RotaryEmbedding interleaved (cached)": RotaryEmbedding(shape[-1]),
-        "apply_rope half-split": lambda t: apply_rope(t, interleaved=False),
-        "RotaryEmbedding half-split (cached)": RotaryEmbedding(
-            shape[-1], interleaved=False
-        ),
-        **_rotary_embedding_torch(q),
-    }
-    times = compare_times(
-        {name: _forward_backward(fn, q, k, grad) for name, fn in candidates.items()},
-        repeats=repeats,
+    q, k, grads = _rope_tensors(shape, kv_heads, device, _dtype(dtype))
+    pairs = {"interleaved": True, "half-split": False}
+    candidates = {"copy floor": _each(_CopyBothWays.apply)}
+    for pairing, interleaved in pairs.items():
+        rotate = _each(lambda t, i=interleaved: apply_rope(t, interleaved=i))
+        cached = RotaryEmbedding(shape[-1], interleaved=interleaved)
+        candidates[f"apply_rope {pairing}"] = rotate
+        candidates[f"RotaryEmbedding {pairing}"] = cached.rotate_queries_and_keys
+        if compile_backend:
+            compiled = _compiled(cached.rotate_queries_and_keys, compile_backend)
+            candidates[f"RotaryEmbedding {pairing}, compiled"] = compiled
+    candidates.update(_reference_ropes(q, k, compile_backend))
+    runs = {name: _forward_backward(fn, q, k, grads) for name, fn in candidates.items()}
+    heads = f"q {list(q.shape)}, k {list(k.shape)}"
+    title = (
+        f"RoPE fwd+bwd, {heads}, {dtype}, {device}, threads={torch.get_num_threads()}"
     )
-    threads = torch.get_num_threads()
-    title = f"RoPE fwd+bwd on q and k {list(shape)} fp32, threads={threads}"
-    print_ratios(title, times, "copy floor")
-    return times
+    table = measure(title, runs, "copy floor", repeats=repeats, device=device)
+    moved = 4 * (q.nbytes + k.nbytes)  # read x, write y; read the gradient, write it
+    table["bytes_moved"] = moved
+    table["copy_bandwidth_GBps"] = moved / table["seconds"]["copy floor"] / 1e9
+    return table
 
 
 # %% notebooks/94_benchmarks.md: Benchmarks / One training step of every scheme
-def _trainer_step(config, model: torch.nn.Module, tokens, steps) -> Callable[[], None]:
+def _trainer_step(config, model, tokens, steps, device, dtype) -> Callable[[], None]:
     """One step of the book's trainer: its batches, schedule, clipping and optimiser."""
     from ropelib.train.loop import micro_batch, train_step
     from ropelib.train.optim import configure_optimizer, learning_rate
 
     optimizer = configure_optimizer(model, config)
+    autocast = _autocast(device, dtype)
 
     def run():
         step = next(steps)
-        batches = [micro_batch(tokens, config, step, 0)]
+        batches = [micro_batch(tokens, config, step, 0, device)]
         lr = learning_rate(config, step)
-        train_step(model, optimizer, batches, lr, config.grad_clip)
+        train_step(model, optimizer, batches, lr, config.grad_clip, autocast)
 
     return run
 
@@ -155,13 +302,14 @@ def _plain_step(model: torch.nn.Module, tokens, batch: int, block: int):
     import numpy as np
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    device = next(model.parameters()).device
 
     def window(start: int) -> torch.Tensor:
         return torch.from_numpy(tokens[start : start + block + 1].astype(np.int64))
 
     def run():
         starts = torch.randint(len(tokens) - block - 1, (batch,)).tolist()
-        windows = torch.stack([window(i) for i in starts])
+        windows = torch.stack([window(i) for i in starts]).to(device)
         _, loss = model(windows[:, :-1], windows[:, 1:])
         loss.backward()
         optimizer.step()
@@ -171,51 +319,67 @@ def _plain_step(model: torch.nn.Module, tokens, batch: int, block: int):
 
 
 # %% notebooks/94_benchmarks.md: Benchmarks / One training step of every scheme
-@register_benchmark("train")
-def bench_train(
-    quick: bool = False, repeats: int | None = None, schemes: list[str] | None = None
-) -> dict[str, float]:
-    """One training step per scheme. Defined in the appendix *Benchmarks*."""
+def _baby_candidates(schemes, batch: int, tokens, device: str, dtype: torch.dtype):
+    """{name: one step} of the trainer per scheme and of the plain loop."""
     import itertools
 
-    import numpy as np
-
     import ropelib.schemes  # noqa: F401  (registers every position scheme of the book)
-    from ropelib.model import GPT, POSITION_SCHEMES
+    from ropelib.model import GPT
     from ropelib.train.config import TrainConfig, model_config
 
-    batch, block, vocab = (4 if quick else 12), 64, 65  # 65: nanoGPT's shakespeare_char
-    repeats = repeats or (3 if quick else 10)
-    tokens = np.random.default_rng(0).integers(0, vocab, 100_000).astype(np.uint16)
+    vocab, block = 65, 64  # 65: nanoGPT's shakespeare_char
     baby = dict(n_layer=4, n_head=4, n_embd=128, block_size=block, batch_size=batch)
     baby.update(tokenizer="char", max_iters=5000, warmup_iters=100)
-    steps = itertools.count()
-    candidates: dict[str, Callable[[], object]] = {}
-    schemes = schemes or sorted(POSITION_SCHEMES)
+    steps, candidates = itertools.count(), {}
     for name in ["learned", *(s for s in schemes if s != "learned")]:
         try:
             config = TrainConfig(**baby, pe=name)
         except ValueError as error:  # a scheme that needs options or another shape
-            print(
-                textwrap.fill(
-                    f"skipping pe={name}: {error}", 88, subsequent_indent="  "
-                )
-            )
+            message = f"skipping pe={name}: {error}"
+            print(textwrap.fill(message, 88, subsequent_indent="  "))
             continue
         torch.manual_seed(0)
-        model = GPT(model_config(config, vocab))
-        candidates[f"trainer, pe={name}"] = _trainer_step(config, model, tokens, steps)
+        model = GPT(model_config(config, vocab)).to(device)
+        run = _trainer_step(config, model, tokens, steps, device, dtype)
+        candidates[f"trainer, pe={name}"] = run
     torch.manual_seed(0)
-    plain = GPT(model_config(TrainConfig(**baby, pe="learned"), vocab))
+    plain = GPT(model_config(TrainConfig(**baby, pe="learned"), vocab)).to(device)
     candidates["plain loop, pe=learned"] = _plain_step(plain, tokens, batch, block)
-    times = compare_times(candidates, repeats=repeats, warmup=2)
-    threads = torch.get_num_threads()
-    title = f"one training step, baby GPT, {batch} x {block} tokens, threads={threads}"
-    print_ratios(title, times, "trainer, pe=learned")
-    width = max(map(len, times))
-    for name, seconds in times.items():
-        print(f"  {name:<{width}}  {batch * block / seconds:10,.0f} tokens/s")
-    return times
+    return candidates
+
+
+@register_benchmark("train")
+def bench_train(
+    quick: bool = False,
+    repeats: int | None = None,
+    schemes: list[str] | None = None,
+    *,
+    device: str = "cpu",
+    dtype: str = "float32",
+    compile_backend: str | None = None,
+) -> dict:
+    """One training step per scheme. Defined in the appendix *Benchmarks*."""
+    import numpy as np
+
+    import ropelib.schemes  # noqa: F401  (registers every position scheme of the book)
+    from ropelib.model import POSITION_SCHEMES
+
+    del compile_backend  # the training run below compiles; these steps stay eager
+    batch = 4 if quick else 12
+    tokens = np.random.default_rng(0).integers(0, 65, 100_000).astype(np.uint16)
+    schemes = schemes or sorted(POSITION_SCHEMES)
+    runs = _baby_candidates(schemes, batch, tokens, device, _dtype(dtype))
+    title = f"one training step, baby GPT, {batch} x 64 tokens, {dtype}, {device}"
+    table = measure(
+        title,
+        runs,
+        "trainer, pe=learned",
+        repeats=repeats or (2 if quick else 10),
+        warmup=1 if quick else 2,
+        device=device,
+    )
+    table["tokens_per_s"] = {n: batch * 64 / s for n, s in table["seconds"].items()}
+    return table
 
 
 # %% notebooks/94_benchmarks.md: Benchmarks / CRoPE's projection
@@ -229,19 +393,23 @@ def _gauss_complex_linear(
     return torch.stack((t1 - t2, t3 - t1 - t2), dim=-1).flatten(-2)
 
 
-def _projection_times(width: int, tokens: tuple[int, int], repeats: int):
+def _projection_runs(width, tokens, device, dtype, backend) -> dict[str, Callable]:
     from ropelib.crope import ComplexLinear
 
-    x = torch.randn(*tokens, width, requires_grad=True)
-    grad = torch.randn(*tokens, 3 * width)
-    real = torch.nn.Linear(width, 3 * width)
-    complex_layer = ComplexLinear(width, 3 * width)
+    x = torch.randn(*tokens, width, device=device, dtype=dtype, requires_grad=True)
+    grad = torch.randn(*tokens, 3 * width, device=device, dtype=dtype)
+    real = torch.nn.Linear(width, 3 * width).to(device, dtype)
+    complex_layer = ComplexLinear(width, 3 * width).to(device, dtype)
 
     def gauss(t: torch.Tensor) -> torch.Tensor:
         a, b = complex_layer.weight_real, complex_layer.weight_imag
         return _gauss_complex_linear(t, a, b) + complex_layer.bias
 
-    torch.testing.assert_close(gauss(x), complex_layer(x), atol=1e-4, rtol=1e-4)
+    tolerance = 1e-4 if dtype == torch.float32 else 5e-2
+    with torch.no_grad():
+        torch.testing.assert_close(
+            gauss(x), complex_layer(x), atol=tolerance, rtol=tolerance
+        )
 
     def forward_backward(fn: Callable) -> Callable[[], None]:
         def step() -> None:
@@ -255,8 +423,9 @@ def _projection_times(width: int, tokens: tuple[int, int], repeats: int):
         "ComplexLinear (structured GEMM)": complex_layer,
         "complex-linear, Gauss 3 GEMMs": gauss,
     }
-    runs = {name: forward_backward(fn) for name, fn in candidates.items()}
-    return compare_times(runs, repeats=repeats)
+    if backend:
+        candidates["ComplexLinear, compiled"] = _compiled(complex_layer, backend)
+    return {name: forward_backward(fn) for name, fn in candidates.items()}
 
 
 @register_benchmark("crope")
@@ -264,17 +433,24 @@ def bench_crope(
     quick: bool = False,
     widths: tuple[int, ...] | None = None,
     repeats: int | None = None,
-) -> dict[int, dict[str, float]]:
+    *,
+    device: str = "cpu",
+    dtype: str = "float32",
+    compile_backend: str | None = "inductor",
+) -> dict[str, dict]:
     """Q/K/V projection, real vs complex. Defined in the appendix *Benchmarks*."""
     widths = widths or ((64, 128) if quick else (128, 512, 768))
     repeats = repeats or (3 if quick else 15)
     tokens = (2, 64) if quick else (8, 256)
-    results = {}
+    tables = {}
     for width in widths:
-        results[width] = _projection_times(width, tokens, repeats)
+        runs = _projection_runs(width, tokens, device, _dtype(dtype), compile_backend)
         title = f"Q/K/V projection fwd+bwd, C={width}, tokens={tokens[0]}x{tokens[1]}"
-        print_ratios(title, results[width], "nn.Linear(C, 3C)")
-    return results
+        title += f", {dtype}, {device}"
+        tables[f"C={width}"] = measure(
+            title, runs, "nn.Linear(C, 3C)", repeats=repeats, device=device
+        )
+    return tables
 
 
 # %% notebooks/94_benchmarks.md: Benchmarks / ComRoPE: speed and memory
@@ -295,58 +471,92 @@ def saved_tensor_bytes(fn: Callable[[], object]) -> int:
 def _fold_basis(basis: torch.Tensor, weight: torch.Tensor, b: int) -> torch.Tensor:
     """The basis change applied to the q and k rows of W_qkv, as the projection does."""
     H = basis.shape[0]
-    blocks = weight.view(2, H, -1, b, weight.shape[-1])
-    return torch.einsum("hjba,shjbc->shjac", basis, blocks)
+    blocks = weight.view(2, H, -1, b, weight.shape[-1])  # [2, H, D / b, b, C]
+    return basis.transpose(-1, -2).to(weight.dtype) @ blocks  # V_jᵀ on each block
 
 
 def _dense_rotation(skew_blocks: torch.Tensor, positions: torch.Tensor, q, k):
     """A dense D x D matrix_exp per token and head: the reference approach."""
     H, n_blocks, b, _ = skew_blocks.shape  # [H, D / b, b, b]
-    generator = torch.zeros(H, n_blocks * b, n_blocks * b)
+    generator = skew_blocks.new_zeros(H, n_blocks * b, n_blocks * b)
     for j in range(n_blocks):
         generator[:, j * b : (j + 1) * b, j * b : (j + 1) * b] = skew_blocks[:, j]
     angles = positions.float()[:, None, None, None] * generator
-    R = torch.matrix_exp(angles)  # [T, H, D, D]
+    R = torch.matrix_exp(angles).to(q.dtype)  # [T, H, D, D]
     rotate = "thde,zhte->zhtd"
     return torch.einsum(rotate, R, q), torch.einsum(rotate, R, k)
 
 
 # %% notebooks/94_benchmarks.md: Benchmarks / ComRoPE: speed and memory
-def _comrope_candidates(B: int, H: int, T: int, D: int, b: int, dense: bool):
-    """({name: fwd+bwd step}, {name: bytes saved}) of RoPE and the ComRoPE variants."""
+def _comrope_setup(B, H, T, D, b, device, dtype):
     from ropelib.comrope import ComRoPEAP
-    from ropelib.rope import RotaryEmbedding, apply_rotary
 
-    q, k = (torch.randn(B, H, T, D, requires_grad=True) for _ in range(2))
-    grad = torch.randn(B, H, T, D)
-    weight = torch.randn(2 * H * D, H * D, requires_grad=True)  # q and k rows of W_qkv
-    positions = torch.arange(T)
-    rope = RotaryEmbedding(D)
-    comrope = ComRoPEAP(D, n_heads=H, block_dim=b)
+    def leaf(*shape):
+        return torch.randn(*shape, device=device, dtype=dtype, requires_grad=True)
+
+    q, k = leaf(B, H, T, D), leaf(B, H, T, D)
+    weight = leaf(2 * H * D, H * D)  # the q and k rows of W_qkv
+    comrope = ComRoPEAP(D, n_heads=H, block_dim=b).to(device)
     with torch.no_grad():
         comrope.basis_generator.normal_(std=0.1)
+    return q, k, weight, comrope
+
+
+def _comrope_variants(q, k, weight, comrope, b: int) -> dict[str, Callable]:
+    """ComRoPE-AP's variants, each returning (q', k'[, folded weight])."""
+    from ropelib.rope import apply_rotary
+
+    positions = torch.arange(q.shape[-2], device=q.device)
 
     def folded():
         q_rot, k_rot = comrope.rotate_in_basis(q, k, positions)  # q, k from folded W
         return q_rot, k_rot, _fold_basis(comrope.basis(), weight, b)
 
+    compute = torch.float32 if q.dtype in (torch.float16, torch.bfloat16) else q.dtype
+
     def autograd_angles():  # the same folded rotation, differentiated by autograd
-        angles = comrope.angles(positions).movedim(-2, -3).to(q.dtype)  # [H, T, D/2]
+        angles = comrope.angles(positions).movedim(-2, -3).to(compute)  # [H, T, D/2]
         cos, sin = angles.cos(), angles.sin()
-        q_rot, k_rot = (apply_rotary(x, cos, sin) for x in (q, k))
+        rotate = (apply_rotary(x.to(compute), cos, sin).to(x.dtype) for x in (q, k))
+        q_rot, k_rot = rotate
         return q_rot, k_rot, _fold_basis(comrope.basis(), weight, b)
 
-    candidates = {"RoPE": lambda: rope.rotate_queries_and_keys(q, k)}
+    return {
+        f"ComRoPE-AP b={b}, folded": folded,
+        f"ComRoPE-AP b={b}, folded, autograd cos/sin": autograd_angles,
+        f"ComRoPE-AP b={b}, basis per token": lambda: comrope.rotate_queries_and_keys(
+            q, k, positions
+        ),
+        f"ComRoPE-AP b={b}, rotation only": lambda: comrope.rotate_in_basis(
+            q, k, positions
+        ),
+    }
+
+
+# %% notebooks/94_benchmarks.md: Benchmarks / ComRoPE: speed and memory
+def _comrope_candidates(
+    B, H, T, D, b, dense, device="cpu", dtype=torch.float32, backend=None
+):
+    """({name: fwd+bwd step}, {name: bytes saved}) of RoPE and the ComRoPE variants."""
+    from ropelib.rope import RotaryEmbedding
+
+    q, k, weight, comrope = _comrope_setup(B, H, T, D, b, device, dtype)
+    grad = torch.randn_like(q)
+    rope = RotaryEmbedding(D)
+    candidates = {
+        "copy floor": lambda: (_CopyBothWays.apply(q), _CopyBothWays.apply(k)),
+        "RoPE": lambda: rope.rotate_queries_and_keys(q, k),
+    }
     if dense:
         candidates["dense matrix_exp per token"] = lambda: _dense_rotation(
-            comrope.skew_blocks(), positions, q, k
+            comrope.skew_blocks(), torch.arange(T, device=device), q, k
         )
     else:
-        candidates[f"ComRoPE-AP b={b}, folded"] = folded
-        candidates[f"ComRoPE-AP b={b}, folded, autograd cos/sin"] = autograd_angles
-        candidates[f"ComRoPE-AP b={b}, basis per token"] = lambda: (
-            comrope.rotate_queries_and_keys(q, k, positions)
-        )
+        variants = _comrope_variants(q, k, weight, comrope, b)
+        candidates.update(variants)
+        if backend:
+            name = f"ComRoPE-AP b={b}, folded"
+            candidates[f"{name}, compiled"] = _compiled(variants[name], backend)
 
     def backward_of(fn):
         def step():
@@ -354,9 +564,11 @@ def _comrope_candidates(B: int, H: int, T: int, D: int, b: int, dense: bool):
             comrope.zero_grad(set_to_none=True)
             outputs = fn()
             # all that trains: q, k, ComRoPE's frequencies (and basis, when folded)
-            torch.autograd.backward(outputs[:2], (grad, grad))
+            tensors, grads = list(outputs[:2]), [grad, grad]
             if len(outputs) > 2:  # the folded weight's gradient flows into the basis
-                outputs[2].sum().backward()
+                tensors.append(outputs[2].sum())
+                grads.append(None)
+            torch.autograd.backward(tensors, grads)
 
         return step
 
@@ -366,25 +578,43 @@ def _comrope_candidates(B: int, H: int, T: int, D: int, b: int, dense: bool):
 
 # %% notebooks/94_benchmarks.md: Benchmarks / ComRoPE: speed and memory
 @register_benchmark("comrope")
-def bench_comrope(quick: bool = False, repeats: int | None = None) -> dict[str, float]:
+def bench_comrope(
+    quick: bool = False,
+    repeats: int | None = None,
+    *,
+    device: str = "cpu",
+    dtype: str = "float32",
+    compile_backend: str | None = "inductor",
+) -> dict:
     """ComRoPE against RoPE, time and memory. Defined in the appendix *Benchmarks*."""
     B, H, T, D, b = (2, 4, 64, 32, 8) if quick else (4, 8, 1024, 64, 8)
     repeats = repeats or (3 if quick else 10)
-    runs, memory = _comrope_candidates(B, H, T, D, b, dense=False)
-    times = compare_times(runs, repeats=repeats)
-    title = f"rotation + application fwd+bwd, q and k [{B}, {H}, {T}, {D}]"
-    print_ratios(title, times, "RoPE")
+    kind = _dtype(dtype)
+    runs, memory = _comrope_candidates(
+        B, H, T, D, b, False, device, kind, compile_backend
+    )
+    title = f"rotation + application fwd+bwd, q and k [{B}, {H}, {T}, {D}], {dtype}"
+    table = measure(title, runs, "RoPE", repeats=repeats, device=device)
     small_T = min(T, 128)
-    small_runs, small_memory = _comrope_candidates(B, H, small_T, D, b, dense=True)
-    small = compare_times(small_runs, repeats=max(2, repeats // 3))
-    print_ratios(f"the same at T={small_T}", small, "RoPE")
+    small_runs, small_memory = _comrope_candidates(
+        B, H, small_T, D, b, True, device, kind
+    )
+    small = measure(
+        f"the same at T={small_T}",
+        small_runs,
+        "RoPE",
+        repeats=max(2, repeats // 3),
+        device=device,
+    )
     print(f"memory saved for backward (MB), at T={T} unless named:")
     dense = "dense matrix_exp per token"
     rows = {**memory, f"{dense} (T={small_T})": small_memory[dense]}
     width = max(map(len, rows))
     for name, size in rows.items():
         print(f"  {name:<{width}}  {size / 2**20:8.1f}")
-    return times
+    table["saved_for_backward_bytes"] = rows
+    table["dense"] = small
+    return table
 
 
 # %% notebooks/94_benchmarks.md: Benchmarks / HDD-RoPE: the scan and a training step
@@ -397,11 +627,11 @@ def _hillis_steele(matrices: torch.Tensor, dim: int) -> torch.Tensor:
     return x.movedim(0, dim)
 
 
-def _scan_times(T: int, repeats: int) -> dict[str, float]:
+def _scan_runs(T: int, device: str) -> dict[str, Callable[[], None]]:
     """Prefix products of [2, 4, T, 8] 4x4 rotations, fwd+bwd, by three scans."""
     from ropelib.scan import associative_scan, sequential_scan
 
-    A = torch.randn(2, 4, T, 8, 4, 4)
+    A = torch.randn(2, 4, T, 8, 4, 4, device=device)
     M = torch.linalg.matrix_exp(0.1 * (A - A.transpose(-1, -2))).requires_grad_()
     weights = torch.randn_like(M)
     with torch.no_grad():
@@ -419,19 +649,18 @@ def _scan_times(T: int, repeats: int) -> dict[str, float]:
         "Hillis-Steele scan": _hillis_steele,
         "associative scan": associative_scan,
     }
-    return compare_times(
-        {name: step(scan) for name, scan in scans.items()}, repeats=repeats
-    )
+    return {name: step(scan) for name, scan in scans.items()}
 
 
-def _hdd_step_times(quick: bool, repeats: int) -> tuple[str, dict[str, float]]:
-    """(shape, times) of a GPT training step fwd+bwd with RoPE and with HDD-RoPE."""
+def _hdd_step_runs(quick: bool, device: str, dtype: torch.dtype):
+    """(shape, runs) of a GPT training step fwd+bwd with RoPE and with HDD-RoPE."""
     from ropelib.model import GPT, GPTConfig
 
     layers, width, block = (2, 32, 32) if quick else (4, 128, 64)
     batch = 4 if quick else 12
     shape = dict(n_layer=layers, n_head=layers, n_embd=width, block_size=block)
-    idx = torch.randint(0, 512, (batch, block))
+    idx = torch.randint(0, 512, (batch, block), device=device)
+    autocast = _autocast(device, dtype)
     variants = {
         "rope": ("rope", {}),
         "hdd b=2": ("hdd", {"block_dim": 2}),
@@ -442,35 +671,295 @@ def _hdd_step_times(quick: bool, repeats: int) -> tuple[str, dict[str, float]]:
     def step(model: torch.nn.Module) -> Callable[[], None]:
         def run():
             model.zero_grad(set_to_none=True)
-            model(idx, idx)[1].backward()
+            with autocast():
+                loss = model(idx, idx)[1]
+            loss.backward()
 
         return run
 
-    steps = {
-        name: step(GPT(GPTConfig(vocab_size=512, pe=pe, pe_options=options, **shape)))
-        for name, (pe, options) in variants.items()
-    }
+    def model(pe: str, options: dict) -> torch.nn.Module:
+        config = GPTConfig(vocab_size=512, pe=pe, pe_options=options, **shape)
+        return GPT(config).to(device)
+
+    steps = {name: step(model(*variant)) for name, variant in variants.items()}
     name = f"{layers} layers, width {width}, context {block}, batch {batch}"
-    return name, compare_times(steps, repeats=repeats)
+    return name, steps
 
 
 # %% notebooks/94_benchmarks.md: Benchmarks / HDD-RoPE: the scan and a training step
 @register_benchmark("hdd")
 def bench_hdd(
-    quick: bool = False, repeats: int | None = None
-) -> dict[str, dict[str, float]]:
+    quick: bool = False,
+    repeats: int | None = None,
+    *,
+    device: str = "cpu",
+    dtype: str = "float32",
+    compile_backend: str | None = None,
+) -> dict[str, dict]:
     """Scans; HDD-RoPE's step vs RoPE. Defined in the appendix *Benchmarks*."""
+    del compile_backend  # the scan recurses on T in Python: nothing here is compiled
     repeats = repeats or (2 if quick else 5)
-    results: dict[str, dict[str, float]] = {}
+    tables: dict[str, dict] = {}
     for T in (32, 64) if quick else (256, 1024, 4096):
-        results[f"scan T={T}"] = times = _scan_times(T, repeats)
-        title = f"prefix products of [2, 4, {T}, 8] 4x4 rotations, fwd+bwd"
-        print_ratios(title, times, "associative scan")
-    shape, results["train step"] = _hdd_step_times(quick, repeats)
-    print_ratios(
-        f"training step fwd+bwd, GPT of {shape}", results["train step"], "rope"
+        title = f"prefix products of [2, 4, {T}, 8] 4x4 rotations, fwd+bwd, fp32"
+        tables[f"scan T={T}"] = measure(
+            title,
+            _scan_runs(T, device),
+            "associative scan",
+            repeats=repeats,
+            device=device,
+        )
+    shape, runs = _hdd_step_runs(quick, device, _dtype(dtype))
+    title = f"training step fwd+bwd, GPT of {shape}, {dtype}, {device}"
+    tables["train step"] = measure(title, runs, "rope", repeats=repeats, device=device)
+    return tables
+
+
+# %% notebooks/94_benchmarks.md: Benchmarks / A short training run
+def _corpus(path: str | None):
+    """(tokens, vocabulary size): a uint16 token file, or the notebooks' bytes."""
+    from pathlib import Path
+
+    import numpy as np
+
+    if path is not None:
+        tokens = np.fromfile(path, dtype=np.uint16)
+        return tokens, int(tokens.max()) + 1
+    import ropelib
+
+    root = Path(ropelib.__file__).resolve().parent.parent / "notebooks"
+    text = b"".join(p.read_bytes() for p in sorted(root.glob("*.md")))
+    if not text:  # an installed package, without the book beside it
+        raise ValueError(f"no notebooks in {root} to train on; pass a tokens file")
+    return np.frombuffer(text, dtype=np.uint8).astype(np.uint16), 256
+
+
+def _train_for(model, tokens, shape: dict, seconds: float, device, dtype) -> dict:
+    """Train `model` with AdamW for `seconds` (at least 3 steps); its speed and loss."""
+    batch, block = shape["batch"], shape["block_size"]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    autocast, losses = _autocast(device, dtype), []
+    generator = torch.Generator().manual_seed(0)
+    data = torch.from_numpy(tokens.astype("int64"))
+    start = time.perf_counter()
+    while len(losses) < 3 or time.perf_counter() - start < seconds:
+        if len(losses) == 1:  # the first step compiles: time from the second on
+            synchronize(device)
+            start = time.perf_counter()
+        rows = torch.randint(len(data) - block - 1, (batch,), generator=generator)
+        windows = torch.stack([data[i : i + block + 1] for i in rows]).to(device)
+        with autocast():
+            _, loss = model(windows[:, :-1], windows[:, 1:])
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.detach())
+    synchronize(device)
+    elapsed = time.perf_counter() - start
+    timed = len(losses) - 1
+    last = torch.stack(losses[-10:]).float().mean().item()
+    return {
+        "steps": len(losses),
+        "tokens_per_s": timed * batch * block / elapsed,
+        "final_loss": last,
+        "first_loss": losses[0].float().item(),
+    }
+
+
+# %% notebooks/94_benchmarks.md: Benchmarks / A short training run
+CROPE_PAPER_SHAPE = dict(n_layer=4, n_head=4, n_embd=128, block_size=1024, batch=16)
+
+
+def training_run(
+    quick: bool = False,
+    *,
+    schemes: tuple[str, ...] = ("rope", "crope"),
+    seconds: float = 20.0,
+    tokens_file: str | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    compile_backend: str | None = "inductor",
+) -> dict:
+    """Tokens/s and loss of a short run per scheme. Defined in the appendix *Benchmarks*."""
+    import ropelib.schemes  # noqa: F401  (registers every position scheme of the book)
+    from ropelib.model import GPT, GPTConfig
+
+    shape = dict(CROPE_PAPER_SHAPE)
+    if quick:
+        shape.update(n_layer=1, n_head=2, n_embd=32, block_size=32, batch=2)
+        seconds = 0.0
+    tokens, vocab = _corpus(tokens_file)
+    runs = {}
+    for pe in schemes:
+        for backend in (None, compile_backend) if compile_backend else (None,):
+            torch.manual_seed(0)
+            layers = {k: v for k, v in shape.items() if k != "batch"}
+            model = GPT(GPTConfig(vocab_size=vocab, pe=pe, **layers)).to(device)
+            step_model = (
+                model if backend is None else torch.compile(model, backend=backend)
+            )
+            name = f"pe={pe}" + ("" if backend is None else f", compiled ({backend})")
+            runs[name] = _train_for(
+                step_model, tokens, shape, seconds, device, _dtype(dtype)
+            )
+            result = runs[name]
+            print(
+                f"  {name:<32} {result['tokens_per_s']:10,.0f} tokens/s, "
+                f"loss {result['first_loss']:.3f} -> {result['final_loss']:.3f}"
+            )
+    return {
+        "shape": shape,
+        "seconds": seconds,
+        "dtype": dtype,
+        "runs": runs,
+        "corpus": tokens_file or "the notebooks' bytes",
+    }
+
+
+# %% notebooks/94_benchmarks.md: Benchmarks / One report
+def environment(device: str = "cpu") -> dict:
+    """Device name, torch version, date, threads. Defined in the appendix *Benchmarks*."""
+    import datetime
+    import platform
+
+    kind = torch.device(device).type
+    name = (
+        torch.cuda.get_device_name(device) if kind == "cuda" else platform.processor()
     )
-    return results
+    return {
+        "device": device,
+        "device_name": name or platform.machine(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        ),
+    }
+
+
+def run_benchmarks(
+    names: list[str] | None = None,
+    *,
+    quick: bool = False,
+    json_path: str | None = None,
+    device: str = "cpu",
+    dtypes: tuple[str, ...] = ("float32",),
+    compile_backend: str | None = "inductor",
+) -> str:
+    """Run benchmarks, write one JSON report; its path. Appendix *Benchmarks*."""
+    import datetime
+    import traceback
+
+    from ropelib.files import atomic_write_json
+
+    names = names or list(BENCHMARKS)
+    unknown = sorted(set(names) - set(BENCHMARKS))
+    if unknown:
+        raise ValueError(
+            f"unknown benchmark {unknown[0]!r}; choose from {sorted(BENCHMARKS)}"
+        )
+    for dtype in dtypes:
+        _dtype(dtype)
+    if json_path is None:
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        json_path = f"runs/bench/bench-{stamp}.json"
+    report = {**environment(device), "quick": quick, "compile_backend": compile_backend}
+    report["benchmarks"], failed = {}, []
+    for name in names:
+        for dtype in dtypes:
+            options = dict(device=device, dtype=dtype, compile_backend=compile_backend)
+            try:
+                result = BENCHMARKS[name](quick, **options)
+            except Exception as error:  # recorded; the others still run
+                traceback.print_exc()
+                result, failed = {"error": repr(error)}, [*failed, f"{name} {dtype}"]
+            report["benchmarks"][f"{name} {dtype}"] = result
+            atomic_write_json(json_path, report)
+    print(f"report: {json_path}")
+    if failed:
+        raise RuntimeError(f"benchmarks failed: {', '.join(failed)} (see {json_path})")
+    return json_path
+
+
+# %% notebooks/94_benchmarks.md: Benchmarks / One report
+def build_parser():
+    """The options of `bench`. Defined in the appendix *Benchmarks*."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m ropelib bench")
+    parser.add_argument("names", nargs="*", help=f"any of {', '.join(BENCHMARKS)}")
+    parser.add_argument("--quick", action="store_true", help="small sizes, seconds")
+    parser.add_argument("--json", default=None, help="the report's path")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", nargs="+", default=["float32"], choices=list(DTYPES))
+    parser.add_argument("--compile-backend", default="inductor", help="or 'none'")
+    parser.add_argument("--training-run", action="store_true", help="training_run only")
+    parser.add_argument("--seconds", type=float, default=20.0, help="per training run")
+    parser.add_argument("--tokens-file", default=None, help="uint16 tokens to train on")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> str:
+    """`bench [NAMES] [--quick] [--json FILE] ...`; the report's path.
+
+    Defined in the appendix *Benchmarks*.
+    """
+    from ropelib.files import atomic_write_json
+
+    args = build_parser().parse_args(argv)
+    backend = None if args.compile_backend == "none" else args.compile_backend
+    if not args.training_run:
+        return run_benchmarks(
+            args.names,
+            quick=args.quick,
+            json_path=args.json,
+            device=args.device,
+            dtypes=tuple(args.dtype),
+            compile_backend=backend,
+        )
+    report = {**environment(args.device), "quick": args.quick, "runs": {}}
+    path = args.json or "runs/bench/training-run.json"
+    for dtype in args.dtype:
+        report["runs"][dtype] = training_run(
+            args.quick,
+            seconds=args.seconds,
+            tokens_file=args.tokens_file,
+            device=args.device,
+            dtype=dtype,
+            compile_backend=backend,
+        )
+        atomic_write_json(path, report)
+    print(f"report: {path}")
+    return path
+
+
+# %% notebooks/94_benchmarks.md: Benchmarks / The GPU check
+def junit_summary(xml_path: str) -> dict:
+    """Counts and failures of a pytest JUnit XML. Defined in the appendix *Benchmarks*."""
+    import xml.etree.ElementTree as ET
+
+    tests = []
+    for case in ET.parse(xml_path).getroot().iter("testcase"):
+        outcome, message = "passed", ""
+        for kind in ("failure", "error", "skipped"):
+            found = case.find(kind)
+            if found is not None:
+                outcome = "failed" if kind == "failure" else kind
+                message = (found.get("message") or "")[:300]
+        name = f"{case.get('classname')}.{case.get('name')}"
+        tests.append(
+            {
+                "name": name,
+                "outcome": outcome,
+                "message": message,
+                "seconds": float(case.get("time") or 0.0),
+            }
+        )
+    outcomes = ("passed", "failed", "error", "skipped")
+    counts = {o: sum(t["outcome"] == o for t in tests) for o in outcomes}
+    return {"counts": counts, "tests": tests}
 
 
 __all__ = [
@@ -480,8 +969,19 @@ __all__ = [
     "bench_rope",
     "bench_train",
     "BENCHMARKS",
+    "build_parser",
     "compare_times",
+    "CROPE_PAPER_SHAPE",
+    "DTYPES",
+    "environment",
+    "junit_summary",
+    "main",
+    "measure",
+    "peak_memory",
     "print_ratios",
     "register_benchmark",
+    "run_benchmarks",
     "saved_tensor_bytes",
+    "synchronize",
+    "training_run",
 ]
