@@ -2,6 +2,7 @@
 #   make book   create .venv, install everything, execute every notebook, build _build/html
 #   make test   the same install, then export check, lint, unit tests, notebooks under nbval,
 #               the book build with warnings as errors, and the browser test of the built book
+#   make lab    JupyterLab on the repository, the chapters opening as notebooks
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -11,7 +12,7 @@ TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 JUPYTER_BOOK := $(BIN)/jupyter-book build . -W -n --keep-going
 
-.PHONY: install book test export lint system-packages bench clean
+.PHONY: install book test export lint lab system-packages bench clean
 
 install: $(STAMP)
 
@@ -40,6 +41,17 @@ export: install
 
 lint: install
 	$(BIN)/ruff check .
+
+# JupyterLab on the repository (http://localhost:8888/lab), the MyST chapters opening as
+# notebooks: jupytext.toml and .jupyter/labconfig (found through JUPYTER_CONFIG_PATH) make
+# jupytext's notebook the default viewer of .md files. A chapter runs there in .venv's kernel,
+# against the exported ropelib, as under nbval. More options: make lab LAB_ARGS="--port=9999".
+LAB_ARGS ?=
+lab: install
+	$(PY) -c "import jupyterlab, jupytext" 2>/dev/null || $(PY) -m pip install -e ".[lab]"
+	JUPYTER_CONFIG_PATH="$(CURDIR)/.jupyter$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
+	  $(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" \
+	  $$( [ "$$(id -u)" = 0 ] && echo --allow-root ) $(LAB_ARGS)
 
 bench: install
 	$(PY) -m ropelib bench rope
