@@ -211,11 +211,12 @@ class PositionScheme(nn.Module):
     def attention_bias(
         self, q_positions: Tensor, k_positions: Tensor, dtype: torch.dtype, device
     ) -> Tensor | None:
-        """A float bias `[H, Tq, Tk]` (or broadcastable) added to the logits; None: none.
+        """A float bias `[H, Tq, Tk]` (or broadcastable) added to the logits, or None.
 
-        `q_positions [Tq]` and `k_positions [Tk]` are the queries' and the keys' absolute
-        positions (with a KV cache the keys are the cached ones and the new ones). The
-        model adds the causal mask itself; None keeps the fused causal kernel.
+        `q_positions [Tq]` and `k_positions [Tk]` are the queries' and the keys'
+        absolute positions (with a KV cache the keys are the cached ones and the new
+        ones). The model adds the causal mask itself; None keeps the fused causal
+        kernel.
         """
         return None
 
