@@ -366,16 +366,49 @@ def _scaling(args: argparse.Namespace) -> dict | None:
 
 
 # %% notebooks/90_cli.md: The command line / The commands
+def _rescale(
+    model, rope_type: str, scaling: dict, seq_len: int | None, pe: str
+) -> None:
+    from ropelib.context import extend_context
+
+    try:
+        changed = extend_context(model, rope_type, seq_len=seq_len, **scaling)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"--rope_scaling {rope_type}: {error}") from None
+    if not changed:
+        raise ConfigError(f"pe={pe!r} has no rotary layers to rescale")
+
+
+def _depends_on_length(rope_type: str, scaling: dict, config) -> bool:
+    # dynamic NTK (and LongRoPE) choose their frequencies by the sequence's length
+    from ropelib.scaling import scaled_frequencies, scaling_parameters
+
+    options = dict(scaling)
+    if "original_max_position_embeddings" in scaling_parameters(rope_type):
+        options.setdefault("original_max_position_embeddings", config.block_size)
+    head_dim = config.n_embd // config.n_head
+    try:
+        short, long = (
+            scaled_frequencies(
+                rope_type, head_dim, base=config.rope_base, seq_len=n, **options
+            )
+            for n in (config.block_size, 64 * config.block_size)
+        )
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"--rope_scaling {rope_type}: {error}") from None
+    return not (short[0].equal(long[0]) and short[1] == long[1])
+
+
+# %% notebooks/90_cli.md: The command line / The commands
 def evaluate_run(args: argparse.Namespace) -> dict:
     """A run's validation losses by length. See the chapter *The command line*."""
-    from ropelib.context import extend_context
     from ropelib.train.checkpoint import (
         check_tokenization,
         load_model,
         load_tokenizer_of,
     )
     from ropelib.train.config import TrainConfig
-    from ropelib.train.loop import evaluate_lengths
+    from ropelib.train.evaluate import evaluate_protocol
     from ropelib.train.run import _load_data  # the trainer's own data: the same split
 
     lengths, scaling = _lengths(args.lengths), _scaling(args)
@@ -388,31 +421,33 @@ def evaluate_run(args: argparse.Namespace) -> dict:
         config = dataclasses.replace(config, data_dir=args.data_dir)
     data = _load_data(config, rank=0, world=1)
     check_tokenization(load_tokenizer_of(args.run), data.tokenizer, f"eval {args.run}")
-    batch = config.batch_size
-    max_batches = max(1, -(-args.max_tokens // (batch * config.block_size)))
-    losses = {}
-    for multiple in lengths:
-        length = multiple * config.block_size
+
+    def scores(seq_len: int | None) -> dict:
         if scaling is not None:
-            try:
-                changed = extend_context(
-                    model, args.rope_scaling, seq_len=length, **scaling
-                )
-            except (TypeError, ValueError) as error:
-                raise UsageError(
-                    f"--rope_scaling {args.rope_scaling}: {error}"
-                ) from None
-            if not changed:
-                raise ConfigError(f"pe={config.pe!r} has no rotary layers to rescale")
-        losses |= evaluate_lengths(
-            model,
-            data.val,
-            config.block_size,
-            [multiple],
-            batch,
-            max_batches,
-            args.device,
-        )
+            _rescale(model, args.rope_scaling, scaling, seq_len, config.pe)
+        try:
+            return evaluate_protocol(
+                model,
+                data.val,
+                config.block_size,
+                lengths,
+                args.max_tokens,
+                config.batch_size,
+                args.device,
+            )
+        except ValueError as error:  # the longest window does not fit the split
+            raise UsageError(f"--lengths {args.lengths}: {error}") from None
+
+    longest = max(lengths) * config.block_size
+    results = scores(longest)
+    if scaling is not None and _depends_on_length(args.rope_scaling, scaling, config):
+        for multiple in lengths[
+            :-1
+        ]:  # frequencies recomputed for each length, same targets
+            key = f"{multiple}x"
+            results[key] = scores(multiple * config.block_size)[key]
+    losses = {key: None if r is None else r["loss"] for key, r in results.items()}
+    targets = max((r["targets"] for r in results.values() if r), default=0)
     return {
         "run": str(args.run),
         "pe": config.pe,
@@ -420,6 +455,7 @@ def evaluate_run(args: argparse.Namespace) -> dict:
         "parameters": sum(p.numel() for p in model.parameters()),
         "corpus": config.corpus,
         "val_tokens": len(data.val),
+        "targets": targets,
         "rope_scaling": args.rope_scaling,
         "rope_parameters": scaling,
         "val_loss": losses,
@@ -441,7 +477,8 @@ def run_eval(args: argparse.Namespace) -> None:
     print(
         f"{result['run']}: pe={result['pe']}{scaled}, "
         f"{result['parameters']:,} parameters, "
-        f"{result['val_tokens']:,} validation tokens of {corpus}"
+        f"{result['targets']:,} targets of {result['val_tokens']:,} validation tokens "
+        f"of {corpus}"
     )
     print(f"{'context':>8} {'tokens':>8} {'loss':>8}")
     for key, loss in result["val_loss"].items():

@@ -406,6 +406,7 @@ def test_eval_prints_a_table_and_writes_json(trained, tmp_path, capsys):
     assert [row.split()[:2] for row in rows] == [["1x", "16"], ["2x", "32"], ["4x", "64"]]
     result = json.loads((tmp_path / "e.json").read_text())
     assert list(result["val_loss"]) == ["1x", "2x", "4x"] and result["block_size"] == 16
+    assert result["targets"] >= 16 and f"{result['targets']} targets" in header
     for row, loss in zip(rows, result["val_loss"].values(), strict=True):
         assert 0 < loss < 5 and row.split()[2] == f"{loss:.4f}"
     scaled = ["eval", trained, "--lengths=1,2", "--rope_scaling=linear", "--factor=2"]
@@ -418,6 +419,7 @@ def test_eval_prints_a_table_and_writes_json(trained, tmp_path, capsys):
         (["--rope_scaling=bogus"], "rope_scaling"),
         (["--factor=2"], "rope_scaling"),
         (["--lengths=0,1"], "lengths"),
+        (["--lengths=1,64"], "lengths"),  # a window longer than the validation split
         (["--rope_options=[1]"], "rope_options"),
     ]:
         status, _, err = _main(["eval", trained, *bad], capsys)
