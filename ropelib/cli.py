@@ -505,25 +505,25 @@ def main(argv: list[str] | None = None) -> int:
             run_eval(args)
         elif args.command == "experiment":
             run_experiment_command(args.name, args.quick, args.seeds)
-    except (
-        UsageError,
-        ConfigError,
-        MissingExtra,
-    ) as error:  # others keep their traceback
+    except (UsageError, ConfigError) as error:  # anything else keeps its traceback
         return _one_line(error, 2)
-    except (
-        ModuleNotFoundError
-    ) as error:  # an optional package imported without the hint
-        if (error.name or "").split(".")[0] not in EXTRAS:
-            raise
-        return _one_line(
-            f"{error.name} is not installed: {install_hint(error.name)}", 2
-        )
+    except ImportError as error:  # an optional package that is not installed
+        return _one_line(_missing_package(error), 2)
     except RunError as error:  # diverged 3, storage 4, distributed 5, a signal 128 + n
         return _one_line(error, error.exit_code)
     except KeyboardInterrupt:  # outside a training step: nothing to save
         return _one_line("interrupted", 130)
     return 0
+
+
+def _missing_package(error: ImportError) -> str:
+    # MissingExtra, an ImportError that names its `pip install`, or a package of an extra
+    if isinstance(error, MissingExtra) or "pip install" in str(error):
+        return str(error)
+    name = error.name or getattr(error.__cause__, "name", None) or ""
+    if name.split(".")[0] not in EXTRAS:
+        raise error  # any other failed import is a bug: its traceback is kept
+    return f"{name} is not installed: {install_hint(name)}"
 
 
 def _one_line(error: object, status: int) -> int:

@@ -539,6 +539,11 @@ def test_run_faults_exit_with_their_status(tmp_path, capsys):
         "ctrl-c": (raising(KeyboardInterrupt()), 130, "interrupted"),
         "extra": (missing, 2, "pip install 'ropelib[train]'"),
         "sklearn": (raising(ModuleNotFoundError("No module", name="sklearn")), 2, "ropelib[book]"),
+        "hinted": (
+            raising(ImportError("the digits need scikit-learn: pip install scikit-learn")),
+            2,
+            "pip install scikit-learn",
+        ),
     }
     try:
         for name, (benchmark, code, word) in cases.items():
