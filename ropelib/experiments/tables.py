@@ -41,7 +41,7 @@ def _paired(runs: list[dict], base: list[dict], column: str) -> dict | None:
 def _span(values, spec: str) -> str:
     # "3" or "3 to 5": the smallest and largest of the values
     values = sorted(set(values))
-    return " to ".join(format(v, spec) for v in dict.fromkeys([values[0], values[-1]]))
+    return " to ".join(dict.fromkeys(format(v, spec) for v in (values[0], values[-1])))
 
 
 def _scale(summary: dict, records: list[dict]) -> str:
