@@ -12,7 +12,7 @@ TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 JUPYTER_BOOK := $(BIN)/jupyter-book build . -W -n --keep-going
 
-.PHONY: install book test export lint lab system-packages bench clean
+.PHONY: install book test export lint lab system-packages bench gpu-check clean
 
 install: $(STAMP)
 
@@ -53,8 +53,15 @@ lab: install
 	  $(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" \
 	  $$( [ "$$(id -u)" = 0 ] && echo --allow-root ) $(LAB_ARGS)
 
+# every benchmark at its default size, one JSON report under runs/bench/ (path printed)
 bench: install
-	$(PY) -m ropelib bench rope
+	$(PY) -c "from ropelib.bench import main; main()"
+
+# one CUDA GPU, under 8 minutes: CUDA tests, benchmarks, a short training run, as JSON in
+# results/gpu/DATE. Needs no install or internet (PYTHONPATH=.); see tools/gpu_check.sh.
+gpu-check:
+	PYTHON="$$( [ -x $(PY) ] && echo $(PY) || echo $(PYTHON) )" \
+	  tools/gpu_check.sh results/gpu/$$(date -u +%Y-%m-%d)
 
 # Debian packages the tests use: chromium for the browser test, bible-kjv for the second corpus.
 # Installed when missing (as root, or through sudo).

@@ -19,8 +19,8 @@
 #   pip download --no-deps -d tools/wheels rotary-embedding-torch==0.8.9 einops \
 #       liger-kernel==0.8.5 pytest pluggy iniconfig
 # (all pure Python, about 1.5 MB together). This script installs whatever wheels it finds
-# there with `pip install --no-index --no-deps --target OUTDIR/.wheels` and puts that
-# directory on PYTHONPATH; without them the references are left out of bench.json.
+# there with `pip install --no-index --no-deps --target` into a temporary directory and puts
+# it on PYTHONPATH; without them the references are left out of bench.json.
 #
 # --dry: the same code on the CPU at tiny sizes, compiled candidates through the aot_eager
 # backend (traced, no code generated), in well under a minute; tests/test_gpu_check.py runs
@@ -45,8 +45,10 @@ cd "$root" || exit 1
 
 wheels=${ROPELIB_WHEELS:-$root/tools/wheels}
 if compgen -G "$wheels/*.whl" >/dev/null; then
-  "$py" -m pip install -q --no-index --no-deps --target "$out/.wheels" "$wheels"/*.whl \
-    >>"$log" 2>&1 && export PYTHONPATH="$out/.wheels:$PYTHONPATH"
+  site=$(mktemp -d)  # outside OUTDIR, which is committed
+  trap 'rm -rf "$site"' EXIT
+  "$py" -m pip install -q --no-index --no-deps --target "$site" "$wheels"/*.whl \
+    >>"$log" 2>&1 && export PYTHONPATH="$site:$PYTHONPATH"
 fi
 
 if [ "$dry" = 1 ]; then
