@@ -5,8 +5,11 @@ tests)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -355,3 +358,200 @@ def test_appendix_code_renders_collapsed(browser, path):
 def test_every_toc_file_is_a_page():
     assert "book/intro.html" in PAGES and all(p.endswith(".html") for p in PAGES)
     assert len(PAGES) == len(set(PAGES)) >= 3
+
+
+# --- A book readers can run: each chapter as a generated .ipynb, and launch buttons -------------
+# tools/book_notebooks.py (named in _config.yml) writes `_sources/<page>.ipynb` for every chapter
+# and puts it in the page's download menu; the launch buttons appear when `repository: url:` is
+# set. The committed configuration may have no URL, so a one-page book is built with a test URL.
+
+TEST_URL = "https://github.com/example-owner/example-repo"
+CHAPTERS = sorted(ROOT.glob("notebooks/[0-9][0-9]_*.md"))
+
+
+def book_config() -> dict:
+    import yaml
+
+    return yaml.safe_load((ROOT / "_config.yml").read_text())
+
+
+def _book_notebooks():
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import book_notebooks
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    return book_notebooks
+
+
+def test_the_repository_url_is_one_setting_and_never_jupyter_books_own():
+    config = book_config()
+    url = config["repository"]["url"]  # set explicitly: jupyter-book's default is its own repo
+    assert url == "" or url.startswith("https://"), url
+    assert "executablebooks" not in url
+    launch = config["launch_buttons"]
+    assert launch["colab_url"] and launch["binderhub_url"], "the services the buttons open"
+    assert config["sphinx"]["local_extensions"] == {"book_notebooks": "tools"}
+    assert not list(ROOT.glob("notebooks/*.ipynb")), "no .ipynb is committed beside a chapter"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_generated_notebook_is_the_chapter_with_an_install_cell_first(path):
+    import jupytext
+    import nbformat
+
+    notebook = _book_notebooks().chapter_notebook(path, "", "main")
+    nbformat.validate(notebook)
+    first, *rest = notebook.cells
+    assert first.cell_type == "code" and "install-ropelib" in first.metadata["tags"]
+    chapter = jupytext.read(path).cells
+    assert [(c.cell_type, c.source) for c in rest] == [(c.cell_type, c.source) for c in chapter]
+    assert all(c.outputs == [] for c in rest if c.cell_type == "code")
+    assert "jupytext" not in notebook.metadata and notebook.metadata["kernelspec"]["name"]
+
+
+def test_install_cell_without_a_url_says_how_to_install_from_a_checkout(tmp_path):
+    cell = _book_notebooks().first_cell("", "main")
+    assert "git+" not in cell and "clone" not in cell  # no invented address
+    script = tmp_path / "cell.py"
+    script.write_text(cell)
+    # where ropelib is installed the cell does nothing
+    assert subprocess.run([sys.executable, script], cwd=tmp_path).returncode == 0
+    # -S: no site-packages, so no ropelib: one line naming the install
+    missing = subprocess.run(
+        [sys.executable, "-S", script], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert missing.returncode == 1
+    last = missing.stderr.strip().splitlines()[-1]
+    assert (
+        last.startswith("ModuleNotFoundError: ropelib is not installed") and "make install" in last
+    )
+
+
+def test_install_cell_with_a_url_installs_from_that_repository(tmp_path):
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    cell = _book_notebooks().first_cell(TEST_URL, "main")
+    assert f'"--branch", "main", "{TEST_URL}"]' in cell
+    assert '%pip install --quiet "{checkout}[book]"' in cell
+    assert 'os.chdir(checkout / "notebooks")' in cell  # where the chapters find results/
+    python = TransformerManager().transform_cell(cell)  # IPython's reading of %pip
+    compile(python, "install-cell", "exec")
+    assert "get_ipython().run_line_magic('pip'" in python
+    # in the repository's notebooks/ folder, ropelib installed, it neither clones nor moves
+    script = tmp_path / "cell.ipy"
+    script.write_text(cell + "\nprint(os.getcwd())\n")
+    ipython = Path(sys.executable).parent / "ipython"
+    ran = subprocess.run(
+        [ipython, "--quick", "--no-banner", script],
+        cwd=ROOT / "notebooks",
+        capture_output=True,
+        text=True,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert ran.stdout.strip().splitlines()[-1] == str(ROOT / "notebooks")
+    assert not (ROOT / "notebooks" / "ropelib").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_book(tmp_path_factory):
+    """A one-page book built by the repository's configuration with TEST_URL as its address."""
+    import yaml
+
+    root = tmp_path_factory.mktemp("tiny-book")
+    (root / "notebooks").mkdir()
+    (root / "intro.md").write_text("# A tiny book\n")
+    (root / "notebooks" / "01_tiny.md").write_text(
+        (ROOT / "notebooks" / "05_crope.md").read_text().split("\n---\n", 1)[0]
+        + "\n---\n\n# A tiny chapter\n\n```{code-cell} ipython3\nprint(1 + 1)\n```\n"
+    )
+    (root / "_toc.yml").write_text(
+        "format: jb-book\nroot: intro\nchapters:\n  - file: notebooks/01_tiny\n"
+    )
+    config = book_config()
+    tiny = {
+        "title": "tiny",
+        "only_build_toc_files": True,
+        "execute": {"execute_notebooks": "force"},
+        "repository": {**config["repository"], "url": TEST_URL},
+        "launch_buttons": config["launch_buttons"],
+        "sphinx": {"local_extensions": {"book_notebooks": str(ROOT / "tools")}},
+    }
+    (root / "_config.yml").write_text(yaml.safe_dump(tiny))
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    build = subprocess.run(
+        [jupyter_book, "build", str(root), "-W", "-n", "--keep-going"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    return root / "_build" / "html"
+
+
+def test_tiny_book_with_a_url_links_the_notebook_and_the_launch_services(tiny_book):
+    import nbformat
+
+    html = (tiny_book / "notebooks" / "01_tiny.html").read_text()
+    links = set(re.findall(r'href="([^"]+)"', html))
+    assert "../_sources/notebooks/01_tiny.ipynb" in links
+    notebook = nbformat.read(tiny_book / "_sources" / "notebooks" / "01_tiny.ipynb", 4)
+    assert TEST_URL in notebook.cells[0].source and notebook.cells[-1].source == "print(1 + 1)"
+    assert notebook.cells[-1].outputs == []  # the generated notebook, not the executed copy
+    launch = book_config()["launch_buttons"]
+    colab = launch["colab_url"].rstrip("/")
+    published = launch.get("colab_branch", "gh-pages")
+    # Colab opens only .ipynb: the generated one, in the branch the built book is published on
+    assert (
+        f"{colab}/github/example-owner/example-repo/blob/{published}"
+        "/_sources/notebooks/01_tiny.ipynb"
+    ) in links
+    # Binder opens the MyST source in JupyterLab, where jupytext reads it as a notebook
+    binder = launch["binderhub_url"].rstrip("/")
+    assert (
+        f"{binder}/v2/gh/example-owner/example-repo/main?urlpath=lab/tree/notebooks/01_tiny.md"
+        in links
+    )
+
+
+@pytest.mark.browser
+def test_tiny_book_shows_the_launch_buttons_when_a_url_is_set(chromium_context, tiny_book):
+    page = chromium_context.new_page()
+    page.goto((tiny_book / "notebooks" / "01_tiny.html").as_uri(), wait_until="load")
+    page.locator(".dropdown-launch-buttons > button").click()
+    menu = page.locator(".dropdown-launch-buttons .dropdown-menu")
+    menu.wait_for(state="visible")
+    shown = menu.inner_text()
+    assert "Colab" in shown and "Binder" in shown, shown
+    page.close()
+
+
+def _download_menu(page) -> dict[str, str]:
+    """The page's download menu, opened as a reader opens it: its entries' text -> href."""
+    page.locator(".dropdown-download-buttons > button").click()
+    menu = page.locator(".dropdown-download-buttons .dropdown-menu")
+    menu.wait_for(state="visible")
+    return {
+        item.inner_text().strip(): item.get_attribute("href") or ""
+        for item in menu.locator(".dropdown-item").all()
+    }
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("page_path", [p for p in PAGES if p.startswith("notebooks/")])
+def test_chapter_offers_its_ipynb_download(browser, page_path):
+    import nbformat
+
+    page = browser.new_page()
+    page.goto((HTML / page_path).as_uri(), wait_until="load")
+    menu = _download_menu(page)
+    assert {".ipynb", ".md", ".pdf"} <= set(menu), menu
+    target = (HTML / page_path).parent / menu[".ipynb"]
+    notebook = nbformat.read(target.resolve(), 4)
+    first = notebook.cells[0]
+    assert "install-ropelib" in first.metadata["tags"]
+    url = book_config()["repository"]["url"]
+    assert (url in first.source) if url else ("make install" in first.source)
+    # launch buttons exactly when the book has an address
+    assert page.locator(".dropdown-launch-buttons").count() == (1 if url else 0)
+    page.close()
