@@ -216,3 +216,28 @@ def test_the_chapter_runs_in_a_kernel_of_the_server(lab):
         channel.close()
         lab.session.delete(f"{lab.url}/api/sessions/{session['id']}", timeout=30)
     assert ran >= 10
+
+
+@pytest.mark.browser
+def test_a_chapter_opens_as_a_notebook_in_the_browser(lab, tmp_path):
+    """What a reader of `make lab` sees: the chapter's URL opens jupytext's notebook view."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+    from test_book import CHROMIUM_FLAGS
+
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is missing: `make system-packages` installs it"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=CHROMIUM_FLAGS
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{lab.url}/lab/tree/{CHAPTER}?token={lab.token}")
+        panel = page.locator(".jp-NotebookPanel")
+        panel.first.wait_for(state="visible", timeout=90_000)
+        cells = page.locator(".jp-NotebookPanel .jp-Cell")
+        cells.first.wait_for(state="visible", timeout=30_000)
+        title = page.locator(".jp-NotebookPanel .jp-MarkdownOutput h1").first.inner_text()
+        browser.close()
+    assert title.startswith(jupytext.read(ROOT / CHAPTER).cells[0].source.lstrip("# ")[:20])
