@@ -14,11 +14,13 @@ The one address the downloads and the launch buttons derive from is `repository:
   "./<checkout>[book]"` and works from its `notebooks/` folder, as the book does; without one
   it stops with one line saying how to install ropelib from a checkout.
 - The launch buttons (`launch_buttons:` colab_url, binderhub_url, jupyterhub_url) appear only
-  when the URL is set; without it the theme would build them from jupyter-book's own default
-  repository, so this module removes them. Binder and JupyterHub open the MyST source in
-  JupyterLab, where jupytext reads it as a notebook. Colab opens only `.ipynb` files from a
-  GitHub repository, so its button opens the generated notebook in the branch the built book is
-  published from (`launch_buttons: colab_branch:`, default `gh-pages`, the branch
+  when the URL is set: without one the theme has no repository to link (and, were `repository:`
+  left out of `_config.yml`, it would link jupyter-book's own), so this module removes them.
+  Binder and JupyterHub open the MyST source in JupyterLab, which opens it as a notebook through
+  jupytext (by default where the repository's `.jupyter/` is on JUPYTER_CONFIG_PATH, as
+  `make lab` sets; otherwise with "Open With > Notebook"). Colab opens only `.ipynb` files from
+  a GitHub repository, so its button opens the generated notebook in the branch the built book
+  is published from (`launch_buttons: colab_branch:`, default `gh-pages`, the branch
   `ghp-import -n -p -f _build/html` writes).
 """
 
