@@ -19,6 +19,16 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
 ]
 
+
+@pytest.fixture(autouse=True)
+def exact_fp32_matmul():
+    """Comparisons with the CPU need fp32 matrix products, not TF32."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
 SMALL = dict(n_layer=2, n_head=2, n_embd=64, block_size=64, vocab_size=50)
 
 

@@ -71,7 +71,8 @@ def test_cuda_tests_are_collected_and_summarised(dry):
     counts, tests = report["counts"], report["tests"]
     assert set(counts) == {"passed", "failed", "error", "skipped"}
     assert sum(counts.values()) == len(tests) > 10
-    assert report["exit_code"] == 0 and counts["failed"] == counts["error"] == 0
+    assert report["exit_code"] == 0 and report["timed_out"] is False
+    assert counts["failed"] == counts["error"] == 0
     names = " ".join(t["name"] for t in tests)
     for kind in ("every_scheme", "bf16_autocast", "sdpa", "compiled", "kv_cache"):
         assert kind in names, kind
