@@ -221,6 +221,7 @@ def _check_resumable(config: TrainConfig, saved: dict, out_dir: Path) -> None:
         "device",
         "out_dir",
         "data_dir",
+        "eval_tokens",  # only the final evaluation, which a resumed run computes again
     }
     current = json.loads(json.dumps(dataclasses.asdict(config)))
     defaults = json.loads(json.dumps(dataclasses.asdict(TrainConfig())))
