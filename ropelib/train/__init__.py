@@ -19,6 +19,7 @@ from ropelib.train.config import (
     estimate_memory,
     model_config,
 )
+from ropelib.train.evaluate import evaluate_protocol
 from ropelib.train.loop import evaluate_lengths, micro_batch, train, train_step
 from ropelib.train.metrics import METRICS, plot_metrics, read_metrics
 from ropelib.train.optim import configure_optimizer, learning_rate, parameter_groups
@@ -31,6 +32,7 @@ __all__ = [
     "DTYPES",
     "estimate_memory",
     "evaluate_lengths",
+    "evaluate_protocol",
     "learning_rate",
     "load_checkpoint",
     "load_model",
