@@ -1,0 +1,139 @@
+"""The results chapter's helpers (`ropelib.experiments.summary`) on records written here."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ropelib.experiments.diagnostics import TASKS
+from ropelib.experiments.records import make_record, write_record
+from ropelib.experiments.summary import (
+    baseline_label,
+    diagnostics_summary,
+    experiment_rows,
+    gpu_reports,
+    gpu_table,
+    scale_table,
+    scheme_table,
+)
+
+ORIGIN = {
+    "git": {"commit": None, "dirty": None},
+    "hardware": {"cpu": "Test CPU", "torch_threads": 2, "gpu": None},
+}
+LOSSES = {  # label: per seed, {length: loss}
+    "rope": [{"1x": 4.0, "2x": 4.1}, {"1x": 4.2, "2x": 4.3}, {"1x": 4.1, "2x": 4.2}],
+    "learned": [{"1x": 4.5}, {"1x": 4.6}, {"1x": 4.8}],  # no positions past its table
+}
+
+
+def write_runs(directory, losses=LOSSES, protocol=False, name="toy"):
+    directory.mkdir(parents=True, exist_ok=True)
+    for label, runs in losses.items():
+        for seed, val_loss in enumerate(runs):
+            final = {"n_params": 1000 if label == "rope" else 1200, "tokens_seen": 500}
+            if protocol:
+                final["protocol"] = {k: {"loss": v - 1} for k, v in val_loss.items()}
+            record = make_record(
+                experiment=name, run=f"{label}-seed{seed}", label=label, seed=seed,
+                quick=False, config={"block_size": 64}, final=final, history=[],
+                wall_time_s=60.0, origin=ORIGIN, val_loss=val_loss,
+            )  # fmt: skip
+            write_record(directory / f"{label}-seed{seed}.json", record)
+    return directory
+
+
+def test_the_baseline_is_the_rope_label_of_the_same_corpus():
+    labels = ["rope bible", "crope bible", "rope shakespeare", "comrope-ap b=2", "rope"]
+    assert baseline_label("crope bible", labels) == "rope bible"
+    assert baseline_label("learned shakespeare", labels) == "rope shakespeare"
+    assert baseline_label("comrope-ap b=2", labels) == "rope"  # no "rope b=2": plain rope
+    assert baseline_label("xpos", ["xpos", "hdd b=2"]) is None
+
+
+def test_rows_pair_each_label_with_rope_seed_by_seed(tmp_path):
+    rows = experiment_rows("toy", write_runs(tmp_path / "toy"))
+    by_label = {row["label"]: row for row in rows}
+    assert set(by_label) == {"rope", "learned"}
+    learned, rope = by_label["learned"], by_label["rope"]
+    assert learned["baseline"] == "rope" and rope["paired"] == {}
+    d = learned["paired"]["1x"]  # differences 0.5, 0.4, 0.7 per seed
+    assert d["n"] == 3 and d["mean"] == pytest.approx(1.6 / 3)
+    assert d["low"] < 0.4 < 0.7 < d["high"]  # a t-interval over three seeds is wide
+    assert "2x" not in learned["paired"] and learned["losses"]["1x"][2] == 4.8
+    assert learned["parameters"] == 1200 and learned["training_tokens"] == 500
+    assert learned["seeds"] == [0, 1, 2] and learned["context"] == 64
+    assert learned["hardware"] == ["Test CPU, 2 torch threads"] and not learned["protocol"]
+
+
+def test_rows_read_the_protocol_when_every_record_has_it(tmp_path):
+    rows = experiment_rows("toy", write_runs(tmp_path / "toy", protocol=True))
+    rope = next(row for row in rows if row["label"] == "rope")
+    assert rope["protocol"] and rope["losses"]["1x"] == pytest.approx({0: 3.0, 1: 3.2, 2: 3.1})
+
+
+def test_a_label_with_one_seed_in_common_has_no_interval(tmp_path):
+    losses = {"rope": LOSSES["rope"][:1], "learned": LOSSES["learned"][:1]}
+    rows = experiment_rows("toy", write_runs(tmp_path / "toy", losses))
+    assert all(row["paired"] == {} for row in rows)
+    assert "| learned | toy | 0.00M | 4.50±0.00 | — | — |" in scheme_table(rows)
+
+
+def test_the_table_marks_the_baseline_and_what_was_not_measured(tmp_path):
+    rows = experiment_rows("toy", write_runs(tmp_path / "toy"))
+    lines = scheme_table(rows).splitlines()
+    assert lines[0] == "| scheme | experiment | params | 1x | Δ vs RoPE, 95% | 2x |"
+    learned = next(line for line in lines if line.startswith("| learned"))
+    rope = next(line for line in lines if line.startswith("| rope"))
+    d = next(row for row in rows if row["label"] == "learned")["paired"]["1x"]
+    assert f"{d['mean']:+.3f}±{d['high'] - d['mean']:.3f}" in learned
+    assert learned.endswith("| — |") and "| baseline | 4.20 |" in rope
+    assert all(len(line) <= 90 for line in lines)
+
+
+def test_a_corpus_goes_with_the_experiment_and_a_block_size_with_the_scheme(tmp_path):
+    losses = {"rope bible": LOSSES["rope"], "crope bible": LOSSES["rope"],
+              "comrope-ap b=2": LOSSES["rope"], "rope": LOSSES["rope"]}  # fmt: skip
+    rows = experiment_rows("toy", write_runs(tmp_path / "toy", losses))
+    text = scheme_table(rows)
+    assert "| crope | toy, bible |" in text and "| comrope-ap b=2 | toy |" in text
+    crope = next(row for row in rows if row["label"] == "crope bible")
+    assert crope["baseline"] == "rope bible" and crope["paired"]["1x"]["mean"] == 0
+
+
+def test_the_scale_table_gives_ranges_over_an_experiments_configurations(tmp_path):
+    rows = experiment_rows("toy", write_runs(tmp_path / "toy"))
+    line = scale_table(rows).splitlines()[2]
+    assert line == "| toy | 0.00M | 0.00M | 0.42–0.50 | 64 | 3 | 1.0 min |"
+
+
+def test_gpu_reports_read_the_checks_files_and_refuse_other_json(tmp_path):
+    assert gpu_reports(tmp_path) == []
+    run = tmp_path / "2026-12-01"
+    run.mkdir()
+    report = {"device": "cuda", "device_name": "NVIDIA H200", "torch": "2.9.0",
+              "date": "2026-12-01T08:00:00+00:00", "part": "cuda-tests"}  # fmt: skip
+    (run / "cuda-tests.json").write_text(json.dumps(report))
+    (reports,) = gpu_reports(tmp_path)
+    assert reports["path"] == "2026-12-01/cuda-tests.json"
+    row = gpu_table([reports]).splitlines()[2]
+    assert row.startswith("| 2026-12-01/cuda-tests.json | cuda-tests | NVIDIA H200 | 2.9.0 |")
+    (run / "other.json").write_text(json.dumps({"device": "cuda"}))
+    with pytest.raises(ValueError, match="lacks the GPU check's keys"):
+        gpu_reports(tmp_path)
+
+
+def test_diagnostics_summary_gives_accuracy_at_1x_and_8x_over_stored_seeds():
+    task = TASKS["copy"]
+    longest = task.train_sizes[1]
+    records = [
+        {"task": "copy", "scheme": "rope", "seed": seed,
+         "final": {"accuracy": {str(longest): top, str(8 * longest): low}}}
+        for seed, (top, low) in enumerate(((0.9, 0.1), (0.7, 0.3)))
+    ]  # fmt: skip
+    lines = diagnostics_summary(records, {"copy": task}).splitlines()
+    assert lines[0] == "| scheme | seeds | copy 1x | copy 8x |"
+    assert lines[2] == "| rope | 2 | 80 | 20 |"
+    lines = diagnostics_summary(records[:1], TASKS).splitlines()  # the other tasks: none
+    assert lines[2].startswith("| rope | 0–1 | 90 | 10 | — |")
