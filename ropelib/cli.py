@@ -36,9 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(
         dest="command", required=True, parser_class=_Parser
     )
-    bench = commands.add_parser("bench", help="run a benchmark and print ratios")
-    bench.add_argument("name", help="benchmark name, e.g. rope")
+    bench = commands.add_parser("bench", help="run benchmarks and print ratios")
+    bench.add_argument(
+        "names", nargs="*", help="benchmarks, e.g. rope; none: all of them"
+    )
     bench.add_argument("--quick", action="store_true", help="a small size, seconds")
+    bench.add_argument("--json", default=None, help="write one JSON report here")
     commands.add_parser(  # its options, and its --help, are the trainer's (below)
         "train", help="train one model", add_help=False, usage=TRAIN_USAGE
     )
@@ -139,14 +142,22 @@ def _add_eval(evaluate: argparse.ArgumentParser) -> None:
 
 
 # %% notebooks/90_cli.md: The command line / The commands
-def run_bench(name: str, quick: bool) -> None:
-    """Run a benchmark. Defined in the chapter *The command line*."""
-    from ropelib.bench import BENCHMARKS
+def run_bench(names: list[str], quick: bool, json_path: str | None = None) -> None:
+    """Run benchmarks (all, into one JSON report, when none is named).
 
-    if name not in BENCHMARKS:
-        choices = ", ".join(sorted(BENCHMARKS))
-        raise UsageError(f"unknown benchmark {name!r}; choose from {choices}")
-    BENCHMARKS[name](quick=quick)
+    Defined in the chapter *The command line*.
+    """
+    from ropelib.bench import BENCHMARKS, run_benchmarks
+
+    for name in names:
+        if name not in BENCHMARKS:
+            choices = ", ".join(sorted(BENCHMARKS))
+            raise UsageError(f"unknown benchmark {name!r}; choose from {choices}")
+    if names and json_path is None:  # the named ones, printed; errors end the command
+        for name in names:
+            BENCHMARKS[name](quick=quick)
+        return
+    run_benchmarks(names or None, quick=quick, json_path=json_path)
 
 
 def run_train(overrides: list[str]) -> None:
@@ -496,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
         if rest and args.command != "train":
             raise UsageError(f"unrecognized arguments: {' '.join(rest)}")
         if args.command == "bench":
-            run_bench(args.name, args.quick)
+            run_bench(args.names, args.quick, args.json)
         elif args.command == "train":
             run_train(rest)
         elif args.command == "sample":

@@ -556,3 +556,24 @@ def test_run_faults_exit_with_their_status(tmp_path, capsys):
     finally:
         for name in [*cases, "bug"]:
             ropelib.bench.BENCHMARKS.pop(name, None)
+
+
+def test_bench_without_a_name_runs_every_benchmark_into_one_report(tmp_path, monkeypatch, capsys):
+    import json
+
+    import ropelib.bench as bench
+    from ropelib.cli import main
+
+    calls = []
+
+    def fake(quick, **options):
+        calls.append((quick, options["dtype"]))
+        return {"ratio": 1.5}
+
+    monkeypatch.setattr(bench, "BENCHMARKS", {"one": fake, "two": fake})
+    report = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--json", str(report)]) == 0
+    assert calls == [(True, "float32"), (True, "float32")]  # both, in one process
+    data = json.loads(report.read_text())
+    assert set(data["benchmarks"]) == {"one float32", "two float32"}
+    assert data["benchmarks"]["one float32"] == {"ratio": 1.5} and data["quick"] is True
