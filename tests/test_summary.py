@@ -133,7 +133,7 @@ def test_diagnostics_summary_gives_accuracy_at_1x_and_8x_over_stored_seeds():
         for seed, (top, low) in enumerate(((0.9, 0.1), (0.7, 0.3)))
     ]  # fmt: skip
     lines = diagnostics_summary(records, {"copy": task}).splitlines()
-    assert lines[0] == "| scheme | seeds | copy 1x | copy 8x |"
-    assert lines[2] == "| rope | 2 | 80 | 20 |"
+    assert lines[0] == "| scheme | seeds | copy 1×/8× |"
+    assert lines[2] == "| rope | 2 | 80/20 |"
     lines = diagnostics_summary(records[:1], TASKS).splitlines()  # the other tasks: none
-    assert lines[2].startswith("| rope | 0–1 | 90 | 10 | — |")
+    assert lines[2] == "| rope | 0–1 | 90/10 | —/— | —/— | —/— |"

@@ -147,18 +147,19 @@ def diagnostics_summary(records: list[dict], tasks: dict) -> str:
 
     found = {name: accuracy_by_scheme(records, name) for name in tasks}
     schemes = sorted({pe for by_scheme in found.values() for pe in by_scheme})
-    heads = [f"{name[:4]} {f}x" for name in tasks for f in (1, 8)]
+    heads = [f"{name} 1×/8×" for name in tasks]
     lines = ["| scheme | seeds | " + " | ".join(heads) + " |",
              "|---|---:|" + "---:|" * len(heads)]  # fmt: skip
     for pe in schemes:
         cells, seeds = [], []
         for name, task in tasks.items():
-            by_size = found[name].get(pe, {})
+            by_size, pair = found[name].get(pe, {}), []
             for factor in (1, 8):
                 by_seed = by_size.get(task.train_sizes[1] * factor, {})
                 seeds.append(len(by_seed))
                 mean = 100 * statistics.fmean(by_seed.values()) if by_seed else None
-                cells.append("—" if mean is None else f"{mean:.0f}")
+                pair.append("—" if mean is None else f"{mean:.0f}")
+            cells.append("/".join(pair))
         lines.append(f"| {pe} | {_span(seeds, 'd')} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
