@@ -106,6 +106,9 @@ def test_the_scale_table_gives_ranges_over_an_experiments_configurations(tmp_pat
     rows = experiment_rows("toy", write_runs(tmp_path / "toy"))
     line = scale_table(rows).splitlines()[2]
     assert line == "| toy | 0.00M | 0.00M | 0.42–0.50 | 64 | 3 | 1.0 min |"
+    for row in rows:  # a record without its wall time: the column says so
+        row["wall_time_s"] = [None] * len(row["wall_time_s"])
+    assert scale_table(rows).splitlines()[2].endswith("| 64 | 3 | — |")
 
 
 def test_gpu_reports_read_the_checks_files_and_refuse_other_json(tmp_path):

@@ -91,11 +91,12 @@ def scale_table(rows: list[dict]) -> str:
         tokens = [row["training_tokens"] / 1e6 for row in mine]
         ratio = [row["training_tokens"] / row["parameters"] for row in mine]
         seeds = {len(row["seeds"]) for row in mine}
-        wall = statistics.median(w for row in mine for w in row["wall_time_s"])
+        walls = [w for row in mine for w in row["wall_time_s"] if w is not None]
+        wall = f"{statistics.median(walls) / 60:.1f} min" if walls else "—"
         lines.append(
             f"| {name} | {_span(params, '.2f')}M | {_span(tokens, '.2f')}M | "
             f"{_span(ratio, '.2f')} | {_span([r['context'] for r in mine], 'd')} | "
-            f"{_span(seeds, 'd')} | {wall / 60:.1f} min |"
+            f"{_span(seeds, 'd')} | {wall} |"
         )
     return "\n".join(lines)
 
