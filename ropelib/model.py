@@ -141,15 +141,10 @@ def _check_scheme_config(cls: type[PositionScheme], config: GPTConfig) -> None:
 
 
 # %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The scheme's interface
-@register_scheme("none")
-class PositionScheme(nn.Module):
-    """Where position enters the model; every hook is the identity (NoPE).
+class _SchemeBase(nn.Module):
+    """What every scheme has besides its hooks: options, config checks, decay.
 
-    Defined in the chapter *A GPT-2 with pluggable position schemes*. Shapes: B batch, T
-    tokens of this pass, C = n_embd, H = n_head, D = head_dim; `positions` is the int
-    tensor `[T]`, `start + arange(T)` after `start` cached tokens. `rotary` (class
-    attribute): pairs of q/k channels are rotated, so head_dim must be even. A submodule
-    with `own_init = True` keeps its own initialisation.
+    Defined in the chapter *A GPT-2 with pluggable position schemes*.
     """
 
     name: ClassVar[str] = "none"  # set by register_scheme
@@ -179,6 +174,19 @@ class PositionScheme(nn.Module):
     def no_weight_decay(self) -> set[str]:
         """Names of this module's own parameters, relative to it, that take no decay."""
         return set()
+
+
+# %% notebooks/02_gpt.md: A GPT-2 with pluggable position schemes / The scheme's interface
+@register_scheme("none")
+class PositionScheme(_SchemeBase):
+    """Where position enters the model; every hook is the identity (NoPE).
+
+    Defined in the chapter *A GPT-2 with pluggable position schemes*. Shapes: B batch, T
+    tokens of this pass, C = n_embd, H = n_head, D = head_dim; `positions` is the int
+    tensor `[T]`, `start + arange(T)` after `start` cached tokens. `rotary` (class
+    attribute): pairs of q/k channels are rotated, so head_dim must be even. A submodule
+    with `own_init = True` keeps its own initialisation.
+    """
 
     def embed(self, h: Tensor, positions: Tensor) -> Tensor:
         """Token embeddings `h [B, T, C]` -> the residual stream's input `[B, T, C]`."""

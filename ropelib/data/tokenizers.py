@@ -102,6 +102,7 @@ class CharTokenizer:
         return cls(data["chars"])
 
 
+# %% notebooks/91_data.md: The data pipeline / Tokenizers
 def _read_json(path: str | Path, name: str) -> dict:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -136,6 +137,7 @@ def _chunks(text: str, size: int = _CHUNK_CHARS) -> list[str]:
     return pieces
 
 
+# %% notebooks/91_data.md: The data pipeline / Tokenizers
 class BPETokenizer:
     """A byte-level BPE (HF `tokenizers`). Defined in the chapter *The data pipeline*."""
 

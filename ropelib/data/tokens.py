@@ -240,6 +240,18 @@ def _check_dataset_arguments(
 
 
 # %% notebooks/91_data.md: The data pipeline / The validation split: whole documents
+def _fingerprint(directory: Path, meta: dict, train, val) -> dict:
+    """What a checkpoint records of its data: hashes of the text and tokenizer, sizes."""
+    tokenizer_file = (directory / "tokenizer.json").read_bytes()
+    return {
+        "text_sha256": meta.get("text_sha256"),  # absent from caches of older versions
+        "tokenizer_sha256": hashlib.sha256(tokenizer_file).hexdigest(),
+        "train_tokens": len(train),
+        "val_tokens": len(val),
+    }
+
+
+# %% notebooks/91_data.md: The data pipeline / The validation split: whole documents
 def prepare_dataset(
     corpus: str = "shakespeare",
     tokenizer: str = "bpe",
@@ -287,13 +299,6 @@ def prepare_dataset(
         np.memmap(directory / f"{part}.bin", dtype=meta["dtype"], mode="r")
         for part in ("train", "val")
     )
-    tokenizer_file = (directory / "tokenizer.json").read_bytes()
-    fingerprint = {
-        "text_sha256": meta.get("text_sha256"),  # absent from caches of older versions
-        "tokenizer_sha256": hashlib.sha256(tokenizer_file).hexdigest(),
-        "train_tokens": len(train),
-        "val_tokens": len(val),
-    }
     return TokenData(
         train=train,
         val=val,
@@ -301,7 +306,7 @@ def prepare_dataset(
         tokenizer=load_tokenizer(directory / "tokenizer.json"),
         corpus=str(corpus),
         directory=directory,
-        fingerprint=fingerprint,
+        fingerprint=_fingerprint(directory, meta, train, val),
         val_documents=tuple(meta.get("val_documents") or ()),
     )
 

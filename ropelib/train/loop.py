@@ -178,6 +178,14 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
 
 # %% notebooks/03_training.md: Training / The loop
+def _interrupted(run, stop, done: int) -> Interrupted:
+    """The one-line error of a run stopped by a signal, after its checkpoint."""
+    name = signal.Signals(stop.signum).name
+    message = f"stopped by {name} at step {done}; checkpoint saved in {run.out_dir}"
+    return Interrupted(f"{message}; continue with --resume=true", stop.signum)
+
+
+# %% notebooks/03_training.md: Training / The loop
 def _train(
     config: TrainConfig, rank: int, world: int, device: str, stop
 ) -> dict[str, Any]:
@@ -229,11 +237,7 @@ def _train(
         if done % config.checkpoint_interval == 0 or last or stopping:
             _checkpoint(run, done, wall_before + time.perf_counter() - session_start)
         if stopping and not last:
-            name = signal.Signals(stop.signum).name
-            message = (
-                f"stopped by {name} at step {done}; checkpoint saved in {run.out_dir}"
-            )
-            raise Interrupted(f"{message}; continue with --resume=true", stop.signum)
+            raise _interrupted(run, stop, done)
     stop.armed = False
     bar.close()
     state["wall_time_s"] = wall_before + time.perf_counter() - session_start
