@@ -71,7 +71,11 @@ def _scaled(
     scale = xpos_scales(
         positions, zeta, centre, base, sign=sign, interleaved=interleaved
     )
-    if not bool(torch.isfinite(scale[..., 0].to(x.dtype)).all()):
+    # the check reads the data, which a compiled graph cannot branch on: eager only
+    overflow = not torch.compiler.is_compiling() and not bool(
+        torch.isfinite(scale[..., 0].to(x.dtype)).all()
+    )
+    if overflow:
         spread = float((positions.double() - centre).abs().max())
         raise ValueError(
             f"xpos: positions lie up to {spread:,.0f} tokens from the centre and the "
