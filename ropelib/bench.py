@@ -201,7 +201,11 @@ def _reference_ropes(q, k, backend: str | None) -> dict[str, Callable]:
         half_split = _each(lambda t: apply_rope(t, interleaved=False))(q, k)
         interleaved = _each(apply_rope)(q, k)
     if find_spec("transformers"):
-        from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+        import warnings
+
+        with warnings.catch_warnings():  # tqdm.auto: a kernel without Jupyter widgets
+            warnings.filterwarnings("ignore", "IProgress not found")
+            from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
         def hf(q, k):
             return apply_rotary_pos_emb(q, k, cos, sin)
