@@ -380,7 +380,7 @@ def _scaling(args: argparse.Namespace) -> dict | None:
 def _rescale(
     model, rope_type: str, scaling: dict, seq_len: int | None, pe: str
 ) -> None:
-    from ropelib.context import extend_context
+    from ropelib.schemes.context import extend_context
 
     try:
         changed = extend_context(model, rope_type, seq_len=seq_len, **scaling)

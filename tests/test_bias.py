@@ -133,7 +133,7 @@ def test_p_rope_extremes_are_nope_and_rope():
 
 
 def test_context_extension_keeps_p_ropes_dropped_pairs_unrotated():
-    from ropelib.context import extend_context
+    from ropelib.schemes.context import extend_context
 
     model = model_for("p-rope")
     rope = model.transformer.h[0].attn.pe.rope

@@ -27,7 +27,7 @@ METHODS = {
     "bias",
 }
 BOTTOM = {"data", "files", "tasks"}  # infrastructure and task data: used by the layers above
-MODEL = {"model", "schemes", "vision", "context"}
+MODEL = {"model", "schemes", "vision"}
 TRAINER = {"train"}
 EXPERIMENTS = {"experiments"}
 TOP = {"cli", "bench", "__main__", "hf"}

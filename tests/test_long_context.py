@@ -11,7 +11,6 @@ import pytest
 import torch
 
 import ropelib.schemes  # noqa: F401  (registers the GPT adapters)
-from ropelib.context import extend_context, model_inversion_probabilities
 from ropelib.long_context import inversion_probabilities, rotary_scores
 from ropelib.model import GPT, GPTConfig
 from ropelib.rope import RotaryEmbedding, rope_frequencies
@@ -24,6 +23,7 @@ from ropelib.scaling import (
     yarn_attention_factor,
     yarn_logit_scale,
 )
+from ropelib.schemes.context import extend_context, model_inversion_probabilities
 
 YARN = dict(factor=4.0, original_max_position_embeddings=128)
 

@@ -14,7 +14,6 @@ import math
 import time
 from pathlib import Path
 
-from ropelib.context import extend_context, model_inversion_probabilities
 from ropelib.data import prepare_dataset
 from ropelib.experiments.records import load_results, make_record, write_record
 from ropelib.experiments.rove import rove_experiment  # noqa: F401 (registers "rove")
@@ -24,6 +23,7 @@ from ropelib.experiments.runner import (
     run_experiment,
     run_lock,
 )
+from ropelib.schemes.context import extend_context, model_inversion_probabilities
 from ropelib.train.checkpoint import load_model
 from ropelib.train.loop import evaluate_lengths, train
 
