@@ -79,6 +79,8 @@ class GPTConfig:
     bias: bool = True
     rope_base: float = 10000.0
     pe_options: dict[str, Any] = field(default_factory=dict)  # the scheme's keywords
+    # RoPE family only: {"rope_type": ..., **parameters}, HF's `rope_parameters`
+    rope_scaling: dict[str, Any] = field(default_factory=dict)
 
     @property
     def head_dim(self) -> int:
@@ -113,9 +115,10 @@ def _check_config(config: GPTConfig) -> None:
     base = config.rope_base
     if not (isinstance(base, (int, float)) and math.isfinite(base) and base > 1):
         raise ConfigError(f"rope_base must be a finite number > 1, got {base!r}")
-    if not isinstance(config.pe_options, dict):
-        kind = type(config.pe_options).__name__
-        raise ConfigError(f"pe_options must be a dict, got {kind}")
+    for name in ("pe_options", "rope_scaling"):
+        if not isinstance(getattr(config, name), dict):
+            kind = type(getattr(config, name)).__name__
+            raise ConfigError(f"{name} must be a dict, got {kind}")
     try:
         get_scheme(config.pe).check_config(config)
     except ConfigError:
@@ -130,6 +133,10 @@ def _check_scheme_config(cls: type[PositionScheme], config: GPTConfig) -> None:
         raise ValueError(
             f"pe={cls.name!r} rotates pairs of channels: head_dim = n_embd / n_head "
             f"must be even, got {config.n_embd} / {config.n_head} = {config.head_dim}"
+        )
+    if config.rope_scaling and not hasattr(cls, "set_rope_scaling"):
+        raise ValueError(
+            f"rope_scaling: pe={cls.name!r} has no RoPE frequencies to scale"
         )
     accepted = inspect.signature(cls.__init__).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):

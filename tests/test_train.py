@@ -402,3 +402,93 @@ def test_old_records_translate_block_size_to_block_dim(tmp_path):
     (loaded,) = load_results("old", tmp_path)
     assert loaded["config"]["pe_options"] == {"block_dim": 4}
     assert loaded["config"]["block_size"] == 64  # the context keeps its name
+
+
+# A fine-tune: `init_from` starts from a trained run's weights, `rope_scaling` gives every RoPE
+# layer a rope type from its first step and is restored with the checkpoint.
+def _tiny(fixture, out_dir: Path, **overrides) -> TrainConfig:
+    text, data = fixture
+    fields = dict(PRESETS["cpu-tiny"], corpus=str(text), data_dir=str(data), out_dir=str(out_dir),
+                  max_iters=2, eval_interval=2, checkpoint_interval=2, eval_tokens=256,
+                  progress=False)  # fmt: skip
+    return TrainConfig(**{**fields, **overrides})
+
+
+def test_init_from_starts_from_the_trained_weights_and_rope_scaling_is_restored(corpus, tmp_path):
+    from ropelib.scaling import scaled_frequencies
+    from ropelib.train import train
+    from ropelib.train.checkpoint import load_model
+
+    train(_tiny(corpus, tmp_path / "base"))
+    base, _ = load_model(tmp_path / "base")
+    yarn = {"rope_type": "yarn", "factor": 2.0, "original_max_position_embeddings": 32}
+    # lr 0 for every step: the fine-tune's weights are exactly the ones it started from
+    tune = _tiny(corpus, tmp_path / "tune", init_from=str(tmp_path / "base"), block_size=64,
+                 rope_scaling=yarn, lr=1e-12, min_lr=0.0, weight_decay=0.0, warmup_iters=0)  # fmt: skip
+    train(tune)
+    tuned, config = load_model(tmp_path / "tune")
+    assert config.rope_scaling == yarn and config.init_from == str(tmp_path / "base")
+    for (name, a), b in zip(base.state_dict().items(), tuned.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-9, rtol=0, msg=name)
+    frequencies, factor = scaled_frequencies("yarn", 16, seq_len=64, factor=2.0,
+                                             original_max_position_embeddings=32)  # fmt: skip
+    for block in tuned.transformer.h:
+        assert torch.equal(block.attn.pe.rope.frequencies, frequencies)
+        assert block.attn.pe.logit_scale == pytest.approx(factor**2)
+    # the base model is left as it was, and a fresh model of the same shape differs from it
+    again, _ = load_model(tmp_path / "base")
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), base.state_dict().values()))
+    fresh = GPT(model_config(tune, base.config.vocab_size))
+    assert not torch.equal(fresh.lm_head.weight, base.lm_head.weight)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(init_from="missing"), "init_from: no checkpoint in"),
+        (dict(init_from="base", n_embd=64), "init_from: the run in"),
+        (dict(init_from="base", corpus="bible"), "another tokenizer"),
+        (dict(init_from="tune"), "init_from must be another run's out_dir"),
+        (dict(rope_scaling={"rope_type": "yarn", "factor": 2.0}), "original_max_position_embeddings"),
+        (dict(rope_scaling={"factor": 2.0}), "rope_type"),
+        (dict(rope_scaling={"rope_type": "linear", "factor": 2.0}, pe="learned"), "no RoPE frequencies"),
+    ],
+)
+def test_fine_tune_refusals_are_one_line_config_errors(corpus, tmp_path, overrides, message):
+    from ropelib.model import ConfigError
+    from ropelib.train import train
+
+    train(_tiny(corpus, tmp_path / "base", max_iters=1, eval_interval=1, checkpoint_interval=1))
+    if "init_from" in overrides:
+        overrides = {**overrides, "init_from": str(tmp_path / overrides["init_from"])}
+    if overrides.get("corpus") == "bible":
+        overrides["data_dir"] = str(tmp_path / "bible-data")
+        overrides["tokenizer"] = "char"
+        overrides["corpus"] = str(_other_corpus(tmp_path))
+    with pytest.raises(ConfigError, match=message) as raised:
+        train(_tiny(corpus, tmp_path / "tune", **overrides))
+    assert "\n" not in str(raised.value)
+    assert not (tmp_path / "tune" / "checkpoint.json").exists()
+
+
+def _other_corpus(tmp_path: Path) -> Path:
+    path = tmp_path / "other.txt"
+    path.write_text("".join(chr(0x41 + i % 58) for i in range(50_000)))  # another alphabet
+    return path
+
+
+def test_train_cli_takes_rope_scaling_as_json(corpus, tmp_path):
+    ok = subprocess.run(
+        _train_command(corpus, tmp_path / "run", "--max_iters=2", "--eval_interval=2",
+                       '--rope_scaling={"rope_type": "linear", "factor": 2.0}'),
+        capture_output=True, text=True, cwd=tmp_path, env=ONE_THREAD,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    saved = json.loads((tmp_path / "run" / "checkpoint.json").read_text())["config"]
+    assert saved["rope_scaling"] == {"rope_type": "linear", "factor": 2.0}
+    bad = subprocess.run(
+        _train_command(corpus, tmp_path / "bad", '--rope_scaling={"rope_type": "nope"}'),
+        capture_output=True, text=True, cwd=tmp_path, env=ONE_THREAD,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "rope_scaling" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr

@@ -14,11 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from ropelib.long_context import check_context_length
-from ropelib.scaling import (
-    attention_factor_to_logit_scale,
-    scaled_frequencies,
-    scaling_parameters,
-)
+from ropelib.scaling import scaling_parameters
 from ropelib.schemes.rope import RoPEScheme
 
 
@@ -37,22 +33,11 @@ def extend_context(
             continue
         options = dict(parameters)
         if "original_max_position_embeddings" in takes:
-            options.setdefault(
+            trained = module.config.rope_scaling.get(
                 "original_max_position_embeddings", module.config.block_size
-            )
-        frequencies, attention_factor = scaled_frequencies(
-            rope_type, module.rope.rotary_dim, base=module.config.rope_base,
-            seq_len=seq_len, **options,
-        )  # fmt: skip
-        if frequencies.shape != module.rope.frequencies.shape:
-            raise ValueError(
-                f"partial_rotary_factor: this model rotates all "
-                f"{module.rope.rotary_dim} channels of each head, {rope_type!r} gave "
-                f"{len(frequencies)} of its {module.rope.rotary_dim // 2} frequencies"
-            )
-        module.rope.frequencies = frequencies
-        module.rope._cache.clear()
-        module.logit_scale = attention_factor_to_logit_scale(attention_factor)
+            )  # a model fine-tuned with a rope type was trained at its original context
+            options.setdefault("original_max_position_embeddings", trained)
+        module.set_rope_scaling(rope_type, seq_len=seq_len, **options)
         changed += 1
     return changed
 

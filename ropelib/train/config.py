@@ -41,6 +41,7 @@ MODEL_FIELDS = (
     "bias",
     "rope_base",
     "pe_options",
+    "rope_scaling",
 )
 
 
@@ -59,6 +60,7 @@ class TrainConfig:
     bias: bool = True
     rope_base: float = 10000.0
     pe_options: dict = field(default_factory=dict)
+    rope_scaling: dict = field(default_factory=dict)  # {"rope_type": ..., **parameters}
     # data: ropelib.data.prepare_dataset
     corpus: str = "shakespeare"
     tokenizer: str = "bpe"
@@ -76,6 +78,7 @@ class TrainConfig:
     gamma: float = 0.8  # step schedule: lr *= gamma every step_size iterations
     step_size: int = 1000
     weight_decay: float = 0.1
+    init_from: str = ""  # a run's out_dir whose weights start this one: a fine-tune
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0  # 0 disables clipping
     max_bad_steps: int = 0  # non-finite steps to skip before the run stops
@@ -158,6 +161,8 @@ def _validate(config: TrainConfig) -> None:
     )
     _require(0 <= c.dropout < 1, "dropout", "in [0, 1)", c.dropout)
     _require(c.rope_base > 0, "rope_base", "a positive number", c.rope_base)
+    same = c.init_from and Path(c.init_from).resolve() == Path(c.out_dir).resolve()
+    _require(not same, "init_from", "another run's out_dir", c.init_from)
     _require(0 < c.val_fraction < 1, "val_fraction", "in (0, 1)", c.val_fraction)
     accepted = (
         "a non-empty list of distinct positive integers (multiples of block_size)"

@@ -264,6 +264,30 @@ def _resume(model, optimizer, state: dict, checkpoint, data: dict, config) -> No
     )
 
 
+def _initialise_from(model, init_from: str, data: dict) -> None:
+    """The weights of the run in `init_from`, for a fine-tune (the optimiser starts fresh)."""
+    checkpoint = load_checkpoint(init_from)
+    if checkpoint is None:
+        raise ConfigError(
+            f"init_from: no checkpoint in {init_from}: train that run first"
+        )
+    tensors, saved = checkpoint
+    theirs = (saved.get("data") or {}).get("tokenizer_sha256")
+    if theirs is not None and theirs != data.get("tokenizer_sha256"):
+        raise ConfigError(
+            f"init_from: the run in {init_from} was trained with another tokenizer; use "
+            "its corpus, tokenizer and vocab_size"
+        )
+    weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        reason = str(error).strip().splitlines()[-1].strip()[:200]
+        raise ConfigError(
+            f"init_from: the run in {init_from} does not fit this model ({reason})"
+        ) from None
+
+
 def _clear_out_dir(out_dir: Path, fresh: bool, keep: int) -> None:
     try:
         if fresh:  # no stale checkpoint may be resumed later
@@ -304,6 +328,10 @@ def _start_run(config: TrainConfig, rank: int, world: int, device: str) -> _Run:
     state = {**_initial_state(config), "data": data.fingerprint}
     if checkpoint is not None:
         _resume(raw_model, optimizer, state, checkpoint, data.fingerprint, config)
+    elif (
+        config.init_from
+    ):  # a fine-tune: the weights of a trained run, a fresh optimiser
+        _initialise_from(raw_model, config.init_from, data.fingerprint)
     if rank == 0:
         _clear_out_dir(out_dir, fresh=checkpoint is None, keep=state["metrics_lines"])
     model = torch.compile(raw_model) if config.compile else raw_model
