@@ -14,6 +14,8 @@ import math
 import time
 from pathlib import Path
 
+import torch
+
 from ropelib.data import prepare_dataset
 from ropelib.experiments.records import load_results, make_record, write_record
 from ropelib.experiments.rove import rove_experiment  # noqa: F401 (registers "rove")
@@ -23,9 +25,14 @@ from ropelib.experiments.runner import (
     run_experiment,
     run_lock,
 )
+from ropelib.experiments.stats import mean_std, paired_difference
+from ropelib.scaling import scaling_parameters
 from ropelib.schemes.context import extend_context, model_inversion_probabilities
 from ropelib.train.checkpoint import load_model
+from ropelib.train.config import PRESETS, TrainConfig
+from ropelib.train.evaluate import evaluate_protocol
 from ropelib.train.loop import evaluate_lengths, train
+from ropelib.train.metrics import read_metrics
 
 FACTORS = (2, 4, 8)
 INVERSION_LENGTHS = (64, 256, 1024, 4096, 16384)
@@ -185,14 +192,279 @@ register_custom_experiment(
 )
 
 
+# %% notebooks/09_long_context.md: Rotary values, context extension and long contexts /
+#    Extension where it can show: 256 tokens, and a short fine-tune
+LONG_FACTORS = (1, 2, 4, 8)  # multiples of the training context scored
+LONG_METHODS = ("default", "linear", "ntk", "dynamic", "yarn")  # without a fine-tune
+FINE_TUNE_FACTOR = 4
+FINE_TUNED = ("default", "linear", "ntk", "yarn")  # fine-tuned at FINE_TUNE_FACTOR
+KEY_LENGTH, KEY_TRIALS = 8, 64
+
+
+def long_base_config(quick: bool = False) -> TrainConfig:
+    """The base model of context-extension-256: RoPE at 256 tokens."""
+    base = dict(PRESETS["cpu-tiny" if quick else "cpu-small"])
+    if quick:
+        base.update(block_size=16, max_iters=4, eval_interval=2, checkpoint_interval=2)
+        base.update(eval_tokens=512, eval_lengths=(1,))
+    else:
+        base.update(block_size=256, max_iters=800, eval_interval=200)
+        base.update(checkpoint_interval=200, eval_tokens=16_384, eval_lengths=(1,))
+    return TrainConfig(**{**base, "pe": "rope"})
+
+
+def _scaling(method: str, factor: float, context: int) -> dict:
+    if method == "default":
+        return {}
+    options = {"rope_type": method, "factor": float(factor)}
+    if "original_max_position_embeddings" in scaling_parameters(method):
+        options["original_max_position_embeddings"] = context
+    return options
+
+
+def fine_tune_config(
+    base: TrainConfig, method: str, quick: bool = False
+) -> TrainConfig:
+    """A short fine-tune of the base model at FINE_TUNE_FACTOR times its context."""
+    s = FINE_TUNE_FACTOR
+    return dataclasses.replace(
+        base, block_size=base.block_size * s, batch_size=max(1, base.batch_size // s),
+        max_iters=4 if quick else 100, warmup_iters=0 if quick else 10, lr=3e-4,
+        min_lr=3e-5, eval_interval=2 if quick else 50, checkpoint_interval=2 if quick
+        else 50, rope_scaling=_scaling(method, s, base.block_size),
+    )  # fmt: skip
+
+
+# %% notebooks/09_long_context.md: Rotary values, context extension and long contexts /
+#    Extension where it can show: 256 tokens, and a short fine-tune
+@torch.no_grad()
+def key_retrieval(
+    model, tokens, context: int, trials: int = KEY_TRIALS, seed: int = 0
+) -> float:
+    """Share of a repeated random key's tokens predicted at `context` tokens.
+
+    A key of KEY_LENGTH random tokens is written within the first quarter of a window of
+    `tokens` and again at its end; the score counts the greedy predictions of the second
+    copy's tokens 1.. (its first token follows filler and cannot be known).
+    """
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + context)
+    vocab = model.config.vocab_size
+    starts = torch.randint(0, len(tokens) - context, (trials,), generator=generator)
+    depth = torch.randint(0, max(1, context // 4), (trials,), generator=generator)
+    keys = torch.randint(0, vocab, (trials, KEY_LENGTH), generator=generator)
+    windows = torch.stack([
+        torch.as_tensor(tokens[s : s + context].astype("int64")) for s in starts.tolist()
+    ])  # fmt: skip
+    rows = torch.arange(trials)[:, None]
+    windows[rows, depth[:, None] + torch.arange(KEY_LENGTH)] = keys
+    windows[:, -KEY_LENGTH:] = keys
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for chunk in range(0, trials, 8):
+        x = windows[chunk : chunk + 8]
+        logits, _ = model(x[:, :-1])
+        guess = logits[:, -(KEY_LENGTH - 1) :].argmax(-1)
+        correct += int((guess == x[:, -(KEY_LENGTH - 1) :]).sum())
+    model.train(was_training)
+    return correct / (trials * (KEY_LENGTH - 1))
+
+
+# %% notebooks/09_long_context.md: Rotary values, context extension and long contexts /
+#    Extension where it can show: 256 tokens, and a short fine-tune
+def _protocol(model, val, context: int, factors, quick: bool) -> dict[str, dict]:
+    targets = 2_048 if quick else 65_536
+    scores = evaluate_protocol(
+        model, val, context, factors, targets, batch_size=8, longest=max(LONG_FACTORS)
+    )
+    return {
+        k: {"loss": v["loss"], "positions": v["positions"]} for k, v in scores.items()
+    }
+
+
+def _measure_base(model, val, context: int, seed: int, quick: bool) -> dict:
+    loss, keys = {}, {}
+    for method in LONG_METHODS:
+        for factor in LONG_FACTORS:
+            if method != "default" and factor == 1:
+                continue  # every type at factor 1 is RoPE itself
+            options = _scaling(method, factor, context)
+            options.pop("rope_type", None)
+            extend_context(model, method, seq_len=factor * context, **options)
+            scores = _protocol(model, val, context, (factor,), quick)
+            loss.setdefault(method, {}).update(scores)
+            keys.setdefault(method, {})[f"{factor}x"] = key_retrieval(
+                model, val, factor * context, 8 if quick else KEY_TRIALS, seed
+            )
+    extend_context(model, "default")
+    return {"loss": loss, "key_retrieval": keys}
+
+
+def _measure_tuned(model, val, context: int, seed: int, quick: bool) -> dict:
+    loss = _protocol(model, val, context, LONG_FACTORS, quick)
+    keys = {
+        f"{factor}x": key_retrieval(model, val, factor * context,
+                                    8 if quick else KEY_TRIALS, seed)
+        for factor in LONG_FACTORS
+    }  # fmt: skip
+    return {"loss": loss, "key_retrieval": keys}
+
+
+# %% notebooks/09_long_context.md: Rotary values, context extension and long contexts /
+#    Extension where it can show: 256 tokens, and a short fine-tune
+def run_context_extension_256(
+    quick: bool = False,
+    seeds: int = 3,
+    results_dir: str | Path = "results/context-extension-256",
+    runs_dir: str | Path = "runs",
+    data_dir: str | Path | None = None,
+) -> list[dict]:
+    """RoPE trained at 256 tokens, extended with and without a short fine-tune.
+
+    One record per seed; a seed is claimed with `run_lock`, and its base run and
+    fine-tunes are trainer runs that resume where they stopped.
+    """
+    results_dir, runs = Path(results_dir), Path(runs_dir) / "context-extension-256"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    runs.mkdir(parents=True, exist_ok=True)
+    for seed in range(seeds):
+        run, path = f"rope-seed{seed}", results_dir / f"rope-seed{seed}.json"
+        with run_lock(runs / f"{run}.lock") as mine:
+            if not mine or path.exists():
+                why = "done already" if mine else "taken by another worker"
+                print(f"context-extension-256/{run}: {why}")
+                continue
+            write_record(path, _extend_one_seed(run, seed, quick, runs, data_dir))
+    return load_results("context-extension-256", results_dir)
+
+
+def _run(config: TrainConfig, out_dir: Path, data_dir) -> dict:
+    config = dataclasses.replace(config, out_dir=str(out_dir), resume=True)
+    if data_dir is not None:
+        config = dataclasses.replace(config, data_dir=str(data_dir))
+    return train(config)  # returns at once when the run's checkpoint is complete
+
+
+def _extend_one_seed(run: str, seed: int, quick: bool, runs: Path, data_dir) -> dict:
+    start = time.perf_counter()
+    base_dir = runs / run / "base"
+    print(f"context-extension-256/{run}: training at the base context")
+    final = _run(
+        dataclasses.replace(long_base_config(quick), seed=seed), base_dir, data_dir
+    )
+    model, config = load_model(base_dir)
+    data = prepare_dataset(
+        config.corpus, config.tokenizer, config.vocab_size, config.data_dir,
+        config.val_fraction,
+    )  # fmt: skip
+    context = config.block_size
+    print(f"context-extension-256/{run}: extending without a fine-tune")
+    measured = _measure_base(model, data.val, context, seed, quick)
+    tuned, tunes = {}, {}
+    for method in FINE_TUNED:
+        print(f"context-extension-256/{run}: fine-tuning with {method}")
+        tune_dir = runs / run / f"tune-{method}"
+        tune = dataclasses.replace(
+            fine_tune_config(config, method, quick), init_from=str(base_dir),
+            out_dir=str(tune_dir),
+        )  # fmt: skip
+        tune_final = _run(tune, tune_dir, data_dir)
+        tuned_model, _ = load_model(tune_dir)
+        tuned[method] = _measure_tuned(tuned_model, data.val, context, seed, quick)
+        tunes[method] = {
+            "config": dataclasses.asdict(tune),
+            "final": {k: v for k, v in tune_final.items() if k != "protocol"},
+            "history": read_metrics(tune_dir),
+        }
+    return make_record(
+        experiment="context-extension-256", run=run, label="rope", seed=seed,
+        quick=quick, config=config, final=final, history=read_metrics(base_dir),
+        wall_time_s=time.perf_counter() - start, fine_tuned=tuned, fine_tunes=tunes,
+        eval_targets=2_048 if quick else 65_536, **measured,
+    )  # fmt: skip
+
+
+# %% notebooks/09_long_context.md: Rotary values, context extension and long contexts /
+#    Extension where it can show: 256 tokens, and a short fine-tune
+def _rows_256(record: dict) -> dict[tuple[str, str], dict]:
+    rows = {(m, "none"): {"loss": v, "keys": record["key_retrieval"][m]}
+            for m, v in record["loss"].items()}  # fmt: skip
+    for method, scores in record["fine_tuned"].items():
+        rows[(method, f"{FINE_TUNE_FACTOR}x")] = {
+            "loss": scores["loss"],
+            "keys": scores["key_retrieval"],
+        }
+    return rows
+
+
+def context_extension_256_summary(results_dir: str | Path) -> dict:
+    """{(method, fine-tune): {"loss": {k: [per seed]}, "keys": ..., "seeds": [...]}}."""
+    summary: dict = {}
+    for record in load_results("context-extension-256", results_dir):
+        trained = record["loss"]["default"]["1x"]["loss"]
+        for key, row in _rows_256(record).items():
+            entry = summary.setdefault(key, {"loss": {}, "keys": {}, "seeds": []})
+            entry["seeds"].append(record["seed"])
+            for length, score in row["loss"].items():
+                entry["loss"].setdefault(length, []).append(score["loss"])
+            if key[0] != "default" and key[1] == "none":  # factor 1 is RoPE itself
+                entry["loss"].setdefault("1x", []).append(trained)
+                found = record["key_retrieval"]["default"]["1x"]
+                entry["keys"].setdefault("1x", []).append(found)
+            for length, share in row["keys"].items():
+                entry["keys"].setdefault(length, []).append(share)
+    return summary
+
+
+def context_extension_256_table(results_dir: str | Path) -> str:
+    """Markdown: loss by length and key retrieval per rope type, paired at 8x."""
+    summary = context_extension_256_summary(results_dir)
+    if not summary:
+        return f"no results in {results_dir}"
+    lengths = [f"{f}x" for f in LONG_FACTORS]
+    head = ["rope type", "fine-tune"] + [f"loss {n}" for n in lengths]
+    head += [f"keys {n}" for n in lengths] + ["8x - default (95% CI)", "seeds"]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    reference = summary[("default", "none")]
+    for (method, tune), entry in summary.items():
+        cells = [method, tune]
+        cells += [f"{mean_std(entry['loss'][n])[0]:.3f}" for n in lengths]
+        cells += [f"{mean_std(entry['keys'][n])[0]:.2f}" for n in lengths]
+        if (method, tune) == ("default", "none"):
+            cells.append("—")
+        else:
+            d = paired_difference(dict(zip(entry["seeds"], entry["loss"]["8x"])),
+                                  dict(zip(reference["seeds"], reference["loss"]["8x"])))  # fmt: skip
+            cells.append(f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]")
+        cells.append(str(len(entry["seeds"])))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+register_custom_experiment(
+    "context-extension-256", run_context_extension_256, context_extension_256_table,
+    seeds=3,
+)  # fmt: skip
+
+
 __all__ = [
+    "context_extension_256_summary",
+    "context_extension_256_table",
     "context_extension_summary",
     "context_extension_table",
     "FACTORS",
+    "fine_tune_config",
+    "FINE_TUNE_FACTOR",
+    "FINE_TUNED",
     "INVERSION_LENGTHS",
+    "key_retrieval",
+    "long_base_config",
+    "LONG_FACTORS",
+    "LONG_METHODS",
     "measure_extensions",
     "METHODS",
     "record_losses",
     "run_context_extension",
+    "run_context_extension_256",
     "STORED_METHODS",
 ]

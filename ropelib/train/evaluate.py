@@ -43,12 +43,20 @@ def evaluate_protocol(
     batch_size: int = 16,
     device: str = "cpu",
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    longest: int | None = None,
 ) -> dict[str, dict | None]:
     """Loss on the same targets at each multiple of block_size.
 
-    Defined in the chapter *Training*.
+    The windows end where a window of `longest` (default: the largest of `lengths`)
+    multiples fits, so calls with the same `longest` score the same targets. Defined in
+    the chapter *Training*.
     """
-    ends = tail_window_ends(tokens, block_size, max(lengths), max_targets)
+    longest = max(lengths) if longest is None else longest
+    if longest < max(lengths):
+        raise ValueError(
+            f"longest must be >= every length, got {longest} < {max(lengths)}"
+        )
+    ends = tail_window_ends(tokens, block_size, longest, max_targets)
     max_length = getattr(model, "max_length", None)
     was_training = model.training
     model.eval()
