@@ -414,3 +414,81 @@ def test_the_stored_context_extension_results_still_read():
     # the stored runs name their methods "none", "pi", "ntk", "yarn" (the paper's ramp)
     assert set(summary["rope"]) == {"trained", "default", "linear", "ntk", "yarn-paper"}
     assert all(cell[2] == 3 for cell in summary["rope"]["yarn-paper"].values())
+
+
+def test_context_extension_256_measures_every_type_on_the_same_targets(tmp_path, monkeypatch):
+    """The quick run: a base model, every rope type without a fine-tune, one fine-tune per
+    type from the base weights, and a record that the summary and the table read."""
+    import ropelib.train.config as train_config
+    from ropelib.experiments.context_extension import (
+        FINE_TUNED,
+        LONG_FACTORS,
+        LONG_METHODS,
+        context_extension_256_summary,
+        context_extension_256_table,
+        key_retrieval,
+        run_context_extension_256,
+    )
+    from ropelib.train.checkpoint import load_model
+
+    text = tmp_path / "corpus.txt"
+    text.write_text("".join(chr(97 + (i * 7) % 26) for i in range(40_000)))
+    monkeypatch.chdir(tmp_path)
+    quick = train_config.PRESETS["cpu-tiny"]
+    monkeypatch.setitem(train_config.PRESETS, "cpu-tiny", dict(quick, corpus=str(text)))
+    results, runs = tmp_path / "results" / "context-extension-256", tmp_path / "runs"
+    (record,) = run_context_extension_256(True, 1, results, runs)
+    lengths = {f"{f}x" for f in LONG_FACTORS}
+    assert set(record["loss"]) == set(LONG_METHODS) == set(record["key_retrieval"])
+    assert set(record["loss"]["default"]) == lengths
+    assert set(record["loss"]["yarn"]) == lengths - {"1x"}  # factor 1 is RoPE itself
+    assert set(record["fine_tuned"]) == set(FINE_TUNED)
+    for method in LONG_METHODS[1:]:  # each type changes the scores past the context
+        assert record["loss"][method]["8x"]["loss"] != record["loss"]["default"]["8x"]["loss"]
+    for method, tune in record["fine_tunes"].items():
+        assert tune["config"]["block_size"] == 4 * record["config"]["block_size"]
+        assert tune["config"]["init_from"].endswith("base")
+        assert (tune["config"]["rope_scaling"].get("rope_type") or "default") == method
+        assert set(record["fine_tuned"][method]["loss"]) == lengths
+    base, _ = load_model(runs / "context-extension-256" / "rope-seed0" / "base")
+    tuned, config = load_model(runs / "context-extension-256" / "rope-seed0" / "tune-yarn")
+    assert config.rope_scaling["rope_type"] == "yarn"
+    assert not torch.equal(base.lm_head.weight, tuned.lm_head.weight)  # it trained
+    summary = context_extension_256_summary(results)
+    assert summary[("yarn", "4x")]["loss"]["8x"] == [record["fine_tuned"]["yarn"]["loss"]["8x"]["loss"]]
+    assert "| yarn | 4x |" in context_extension_256_table(results)
+    # a second call finds the record and trains nothing
+    again = run_context_extension_256(True, 1, results, runs)
+    assert again == [record]
+
+
+def test_key_retrieval_scores_the_second_copy_of_the_key():
+    """An induction oracle (predict what followed the last earlier copy of this token)
+    retrieves the key; a model that always says token 0 does not."""
+    import numpy as np
+
+    from ropelib.experiments.context_extension import key_retrieval
+
+    vocab = 1000
+
+    class Model(torch.nn.Module):
+        def __init__(self, induction: bool):
+            super().__init__()
+            self.config = type("Config", (), {"vocab_size": vocab})()
+            self.induction = induction
+
+        def forward(self, x):
+            logits = torch.zeros(*x.shape, vocab)
+            if self.induction:
+                for b, row in enumerate(x.tolist()):
+                    last = {}
+                    for t, token in enumerate(row):
+                        if token in last and last[token] + 1 < len(row):
+                            logits[b, t, row[last[token] + 1]] = 1.0
+                        last[token] = t
+            return logits, None
+
+    filler = np.full(5000, 999)  # a token the keys almost never use
+    oracle = key_retrieval(Model(True), filler, 64, trials=16)
+    blind = key_retrieval(Model(False), filler, 64, trials=16)
+    assert oracle > 0.9 and blind < 0.05, (oracle, blind)

@@ -3,6 +3,8 @@
 # %% notebooks/03_training.md: Training / The first experiment: where is this token?
 """The first experiment: learned absolute positions, RoPE and no positions at all."""
 
+import dataclasses
+
 from ropelib.experiments.runner import register_experiment
 from ropelib.train.config import PRESETS, TrainConfig
 
@@ -29,7 +31,26 @@ def pe_basics_128(quick: bool) -> dict[str, TrainConfig]:
     return {pe: TrainConfig(**{**base, "pe": pe}) for pe in ("learned", "rope", "none")}
 
 
+# %% notebooks/03_training.md: Training / The same comparison under the protocol
+SCHEMES_128 = {
+    "crope": {}, "xpos": {}, "rove": {}, "comrope-ap b=4": {"block_dim": 4},
+    "hdd b=2": {"block_dim": 2}, "alibi": {}, "t5": {}, "p-rope": {},
+}  # fmt: skip
+
+
+@register_experiment("schemes-128", seeds=3)
+def schemes_128(quick: bool) -> dict[str, TrainConfig]:
+    """The variants at pe-basics-128's budget, paired with its RoPE runs."""
+    rope = pe_basics_128(quick)["rope"]
+    return {
+        label: dataclasses.replace(rope, pe=label.split(" ")[0], pe_options=options)
+        for label, options in SCHEMES_128.items()
+    }
+
+
 __all__ = [
     "pe_basics",
     "pe_basics_128",
+    "SCHEMES_128",
+    "schemes_128",
 ]

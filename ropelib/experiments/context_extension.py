@@ -430,8 +430,8 @@ def context_extension_256_table(results_dir: str | Path) -> str:
         cells = [method, tune]
         cells += [f"{mean_std(entry['loss'][n])[0]:.3f}" for n in lengths]
         cells += [f"{mean_std(entry['keys'][n])[0]:.2f}" for n in lengths]
-        if (method, tune) == ("default", "none"):
-            cells.append("—")
+        if (method, tune) == ("default", "none") or len(entry["seeds"]) < 2:
+            cells.append("—")  # the baseline itself, or one seed: no interval
         else:
             d = paired_difference(dict(zip(entry["seeds"], entry["loss"]["8x"])),
                                   dict(zip(reference["seeds"], reference["loss"]["8x"])))  # fmt: skip
