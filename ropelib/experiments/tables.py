@@ -169,7 +169,57 @@ def plot_results(name: str, results_dir: str | Path = "results", length: str = "
     return figure
 
 
+# %% notebooks/93_experiments.md: The experiment runner / Tables and figures
+def plot_positions(
+    name: str, results_dir: str | Path = "results", lengths=("1x", "2x", "4x")
+):
+    """Per-position protocol loss, mean over seeds. Defined in *The experiment runner*."""
+    from matplotlib.figure import Figure
+
+    records = [r for r in load_results(name, results_dir) if r["final"].get("protocol")]
+    if not records:
+        raise ValueError(f"no records of {name} in {results_dir} carry the protocol")
+    figure = Figure(figsize=(4.2 * len(lengths), 3.6))
+    panels = figure.subplots(1, len(lengths), sharey=True, squeeze=False)[0]
+    block = records[0]["config"]["block_size"]
+    for axes, length in zip(panels, lengths):
+        for label in dict.fromkeys(r["label"] for r in records):
+            curves = [
+                r["final"]["protocol"][length]["positions"]
+                for r in records
+                if r["label"] == label and r["final"]["protocol"].get(length)
+            ]
+            if curves:
+                mean = [sum(c) / len(curves) for c in zip(*curves)]
+                axes.plot(
+                    range(1, len(mean) + 1), mean, label=f"{label} ({len(curves)})"
+                )
+        context = int(float(length.rstrip("x")) * block)
+        axes.axvspan(context - block + 1, context, color="grey", alpha=0.12)
+        axes.set(
+            xscale="log", xlabel="position in the window", title=f"{length}: {context}"
+        )
+        axes.grid(alpha=0.3)
+    panels[0].set_ylabel("validation loss (nats / token)")
+    panels[-1].legend(fontsize=8)
+    figure.suptitle(f"{name}: loss by position")
+    figure.tight_layout()
+    figure._repr_png_ = lambda: _png(figure)
+    return figure
+
+
+def _png(figure) -> bytes:
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    buffer = io.BytesIO()
+    FigureCanvasAgg(figure).print_png(buffer)
+    return buffer.getvalue()
+
+
 __all__ = [
+    "plot_positions",
     "plot_results",
     "results_table",
 ]
