@@ -78,7 +78,6 @@ class TrainConfig:
     gamma: float = 0.8  # step schedule: lr *= gamma every step_size iterations
     step_size: int = 1000
     weight_decay: float = 0.1
-    init_from: str = ""  # a run's out_dir whose weights start this one: a fine-tune
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0  # 0 disables clipping
     max_bad_steps: int = 0  # non-finite steps to skip before the run stops
@@ -97,6 +96,7 @@ class TrainConfig:
     out_dir: str = "runs/train"
     resume: bool = False  # continue the run in out_dir from its checkpoint
     overwrite: bool = False  # a fresh run may replace the run in out_dir
+    init_from: str = ""  # a run's out_dir whose weights start this one: a fine-tune
     progress: bool = True
     ddp_timeout_s: float = 600.0  # how long a collective waits for a stalled process
 
