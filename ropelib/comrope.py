@@ -378,40 +378,69 @@ class _SpectralRotation(_SpectralAngleMatrices):
 
 # %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / The gradient of a learned
 #    angle
+def _complex_pairs(x: Tensor) -> Tensor:
+    """The interleaved pairs of a contiguous `x [..., 2m]` as `m` complex numbers."""
+    return torch.view_as_complex(x.unflatten(-1, (-1, 2)))
+
+
+def _add_angle_gradient(total: Tensor | None, g: Tensor, y: Tensor, shape) -> Tensor:
+    """`total` plus Im(g ȳ) of the pairs of `g, y [..., 2m]`, summed to `shape`."""
+    if torch.compiler.is_compiling():  # neighbours' products: Im(g ȳ) at even entries
+        cross = g[..., 1:] * y[..., :-1] - g[..., :-1] * y[..., 1:]
+        part = cross.sum_to_size(*shape[:-1], cross.shape[-1])[..., 0::2]
+        return part if total is None else total + part
+    g_re, g_im = g.unflatten(-1, (-1, 2)).unbind(-1)
+    y_re, y_im = y.unflatten(-1, (-1, 2)).unbind(-1)
+    lead = g_re.dim() - len(shape)
+    if lead == 0 or tuple(g_re.shape[lead:]) != tuple(shape):  # any other broadcast
+        part = (g_im * y_re - g_re * y_im).sum_to_size(shape)
+        return part if total is None else total.add_(part)
+    # one table for every sample: added sample by sample, in place
+    g_re, g_im, y_re, y_im = (t.flatten(0, lead - 1) for t in (g_re, g_im, y_re, y_im))
+    for i in range(g_re.shape[0]):
+        if total is None:
+            total = g_im[i] * y_re[i]
+        else:
+            total.addcmul_(g_im[i], y_re[i])
+        total.addcmul_(g_re[i], y_im[i], value=-1)
+    return total
+
+
 class _RotateByLearnedAngles(torch.autograd.Function):
     """Interleaved pairs of q and k turned by trainable angles; a one-pass backward."""
 
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, angles: Tensor) -> tuple[Tensor, Tensor]:
         compute = _compute_dtype(q.dtype)
-        # reduced modulo 2π while still in float64, then cast
-        reduced = torch.remainder(angles, 2 * math.pi).to(compute)
-        cos, sin = reduced.cos(), reduced.sin()
-        turn = torch.complex(cos, sin)
-        outputs = []
-        for x in (q, k):
-            pairs = x.to(compute).contiguous().unflatten(-1, (-1, 2))
-            outputs.append(torch.view_as_real(torch.view_as_complex(pairs) * turn))
-        ctx.save_for_backward(cos, sin, *outputs)
-        ctx.shapes = (angles.shape, angles.dtype, q.dtype, k.dtype)
-        return outputs[0].flatten(-2).to(q.dtype), outputs[1].flatten(-2).to(k.dtype)
+        # reduced to [-π, π] while still in float64, then cast
+        turns = torch.round(angles * (1 / (2 * math.pi)))
+        reduced = torch.add(angles, turns, alpha=-2 * math.pi).to(compute)
+        # e^{iθ} as (cos θ, sin θ) pairs
+        turn = torch.view_as_complex(
+            torch.stack((reduced.cos(), reduced.sin()), dim=-1)
+        )
+        outputs = [
+            torch.view_as_real(_complex_pairs(x.to(compute).contiguous()) * turn)
+            for x in (q, k)
+        ]
+        ctx.save_for_backward(turn, *outputs)
+        ctx.dtypes = (angles.dtype, compute, q.dtype, k.dtype)
+        q_rot, k_rot = (y.flatten(-2) for y in outputs)
+        return q_rot.to(q.dtype), k_rot.to(k.dtype)
 
     @staticmethod
     def backward(ctx, grad_q: Tensor, grad_k: Tensor):
-        cos, sin, y_q, y_k = ctx.saved_tensors
-        angle_shape, angle_dtype, q_dtype, k_dtype = ctx.shapes
-        back = torch.complex(cos, -sin)  # rotate the gradients back
+        turn, y_q, y_k = ctx.saved_tensors
+        angle_dtype, compute, q_dtype, k_dtype = ctx.dtypes
+        back = turn.conj().resolve_conj()  # e^{-iθ}: rotates the gradients back
         grads, grad_angles = [], None
         for g, y, dtype in ((grad_q, y_q, q_dtype), (grad_k, y_k, k_dtype)):
-            g = g.to(cos.dtype).contiguous().unflatten(-1, (-1, 2))
-            turned = torch.view_as_real(torch.view_as_complex(g) * back)
+            g = g.to(compute).contiguous()
+            turned = torch.view_as_real(_complex_pairs(g) * back)
             grads.append(turned.flatten(-2).to(dtype))
-            if ctx.needs_input_grad[2]:  # Im(g · conj(y)) = g_im y_re - g_re y_im
-                product = torch.view_as_complex(g) * torch.view_as_complex(y).conj()
-                # summed over the broadcast axes while still interleaved (contiguous),
-                # then the imaginary part: a fifth of the time of strided products
-                part = torch.view_as_real(product).sum_to_size(*angle_shape, 2)[..., 1]
-                grad_angles = part if grad_angles is None else grad_angles + part
+            if ctx.needs_input_grad[2]:  # Im(g ȳ) = g_im y_re - g_re y_im
+                y = y.flatten(-2)
+                grad_angles = _add_angle_gradient(grad_angles, g, y, turn.shape)
         if grad_angles is not None:
             grad_angles = grad_angles.to(angle_dtype)
         return grads[0], grads[1], grad_angles

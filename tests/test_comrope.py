@@ -123,13 +123,86 @@ def test_per_sample_positions_equal_a_loop_over_samples(n_axes):
         torch.testing.assert_close(shared[0], module.rotate_queries_and_keys(q, k, positions[0])[0])
 
 
-def test_per_sample_angles_get_their_own_gradient():
+@pytest.mark.parametrize("table", [(3, 5, 4), (2, 3, 5, 4), (1, 3, 5, 4), (5, 4)])
+def test_the_angle_gradient_passes_gradcheck_for_every_table_shape(table):
+    """Shared by the batch, per sample, per sample of one, shared by the heads too."""
+    torch.manual_seed(0)
     qs = torch.randn(2, 3, 5, 8, dtype=torch.float64, requires_grad=True)
     ks = torch.randn(2, 3, 5, 8, dtype=torch.float64, requires_grad=True)
-    angles = (10 * torch.randn(2, 3, 5, 4, dtype=torch.float64)).requires_grad_()
+    angles = (10 * torch.randn(*table, dtype=torch.float64)).requires_grad_()
     assert torch.autograd.gradcheck(_RotateByLearnedAngles.apply, (qs, ks, angles))
-    angles = (10 * torch.randn(5, 4, dtype=torch.float64)).requires_grad_()  # shared by heads
-    assert torch.autograd.gradcheck(_RotateByLearnedAngles.apply, (qs, ks, angles))
+
+
+def _by_autograd(module, q, k, positions):
+    """The spectral schemes' rotation written plainly, for autograd to differentiate."""
+    from ropelib.rope import apply_rotary
+
+    angles = module.angles(positions).movedim(-2, -3)
+    cos, sin = angles.cos().to(q.dtype), angles.sin().to(q.dtype)
+    q, k = module.change_basis(q), module.change_basis(k)
+    return apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+
+
+def _outputs_and_gradients(module, rotate, q, k, positions) -> dict:
+    """The rotated q and k, and every gradient a step computes, by name."""
+    module.zero_grad(set_to_none=True)
+    q, k = q.detach().requires_grad_(), k.detach().requires_grad_()
+    q_rot, k_rot = rotate(q, k, positions)
+    torch.manual_seed(2)
+    torch.autograd.backward((q_rot, k_rot), (torch.randn_like(q_rot), torch.randn_like(k_rot)))
+    found = {"q'": q_rot, "k'": k_rot, "q": q.grad, "k": k.grad}
+    found.update({n: p.grad for n, p in module.named_parameters() if p.grad is not None})
+    return found
+
+
+@pytest.mark.parametrize("cls, b", LEARNED[:3])
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-10), (torch.float32, 1e-4)])
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_the_analytic_backward_equals_autograd_through_cos_and_sin(
+    cls, b, dtype, tolerance, per_sample
+):
+    """Forward, and the gradients of q, k, the frequencies, the basis (and LD's weights)."""
+    module = perturbed(cls, b, 2, dtype=dtype)
+    q, k = qk(T=40, dtype=dtype)
+    torch.manual_seed(4)
+    positions = torch.rand(*((3,) if per_sample else ()), 40, 2, dtype=torch.float64) * 300
+    ours = _outputs_and_gradients(module, module.rotate_queries_and_keys, q, k, positions)
+    theirs = _outputs_and_gradients(module, lambda *a: _by_autograd(module, *a), q, k, positions)
+    trained = {n for n, p in module.named_parameters() if p.requires_grad}
+    assert set(ours) == set(theirs) == {"q'", "k'", "q", "k", *trained}
+    for name, expected in theirs.items():
+        assert ours[name].dtype == expected.dtype == dtype
+        error = (ours[name] - expected).abs().max()
+        assert 0 < expected.abs().max() and error <= tolerance * expected.abs().max(), name
+
+
+def test_far_positions_keep_their_accuracy_in_float32():
+    """The angles are reduced by whole turns in float64: casting 10^6·λ itself would not do."""
+    import copy
+
+    module = perturbed(ComRoPEAP, 8, 1, dtype=torch.float32)
+    exact = copy.deepcopy(module).double()  # the same λ, in float64
+    q, k = qk(dtype=torch.float32)
+    positions = 10**6 + torch.arange(9)
+    expected = exact.rotate_in_basis(q.double(), k.double(), positions)
+    for a, b in zip(module.rotate_in_basis(q, k, positions), expected, strict=True):
+        assert a.dtype == torch.float32
+        assert (a.double() - b).abs().max() < 1e-5 * b.abs().max()
+    angles = module.angles(positions)
+    assert (angles.float().double() - angles).abs().max() > 1e-3  # what a plain cast loses
+
+
+def test_the_compiled_rotation_equals_the_eager_one_with_its_gradients():
+    module = perturbed(ComRoPEAP, 8, 1, dtype=torch.float32)
+    q, k = qk(T=40, dtype=torch.float32)
+    positions = torch.arange(40)
+    eager = _outputs_and_gradients(module, module.rotate_in_basis, q, k, positions)
+    compiled = torch.compile(module.rotate_in_basis, backend="aot_eager", fullgraph=True)
+    got = _outputs_and_gradients(module, compiled, q, k, positions)
+    assert set(got) == set(eager) == {"q'", "k'", "q", "k", "frequencies"}
+    for name, expected in eager.items():
+        scale = expected.abs().max().item()
+        torch.testing.assert_close(got[name], expected, rtol=1e-5, atol=1e-6 * scale)
 
 
 @pytest.mark.parametrize("n_axes", [1, 2])
