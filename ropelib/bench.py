@@ -516,7 +516,7 @@ def _comrope_variants(q, k, weight, comrope, b: int) -> dict[str, Callable]:
 
     positions = torch.arange(q.shape[-2], device=q.device)
 
-    def folded():
+    def folded():  # what the model runs: the library's rotation, the basis in W
         q_rot, k_rot = comrope.rotate_in_basis(q, k, positions)  # q, k from folded W
         return q_rot, k_rot, _fold_basis(comrope.basis(), weight, b)
 
@@ -541,15 +541,21 @@ def _comrope_variants(q, k, weight, comrope, b: int) -> dict[str, Callable]:
     }
 
 
+# compiled too: RoPE's rotation and these (the per-token basis is left eager)
+_COMPILED_COMROPE = ("folded", "folded, autograd cos/sin", "rotation only")
+
+
 # %% notebooks/94_benchmarks.md: Benchmarks / ComRoPE: speed and memory
 def _comrope_candidates(
     B, H, T, D, b, dense, device="cpu", dtype=torch.float32, backend=None
 ):
     """({name: fwd+bwd step}, {name: bytes saved}) of RoPE and the ComRoPE variants."""
+    import warnings
+
     from ropelib.rope import RotaryEmbedding
 
     q, k, weight, comrope = _comrope_setup(B, H, T, D, b, device, dtype)
-    grad = torch.randn_like(q)
+    grad, weight_grad = torch.randn_like(q), torch.randn_like(weight)
     rope = RotaryEmbedding(D)
     candidates = {
         "copy floor": lambda: (_CopyBothWays.apply(q), _CopyBothWays.apply(k)),
@@ -560,11 +566,13 @@ def _comrope_candidates(
             comrope.skew_blocks(), torch.arange(T, device=device), q, k
         )
     else:
-        variants = _comrope_variants(q, k, weight, comrope, b)
-        candidates.update(variants)
         if backend:
-            name = f"ComRoPE-AP b={b}, folded"
-            candidates[f"{name}, compiled"] = _compiled(variants[name], backend)
+            compiled_rope = _compiled(rope.rotate_queries_and_keys, backend)
+            candidates["RoPE, compiled"] = lambda: compiled_rope(q, k)
+        for name, variant in _comrope_variants(q, k, weight, comrope, b).items():
+            candidates[name] = variant
+            if backend and name.split(", ", 1)[1] in _COMPILED_COMROPE:
+                candidates[f"{name}, compiled"] = _compiled(variant, backend)
 
     def backward_of(fn):
         def step():
@@ -574,13 +582,18 @@ def _comrope_candidates(
             # all that trains: q, k, ComRoPE's frequencies (and basis, when folded)
             tensors, grads = list(outputs[:2]), [grad, grad]
             if len(outputs) > 2:  # the folded weight's gradient flows into the basis
-                tensors.append(outputs[2].sum())
-                grads.append(None)
+                tensors.append(outputs[2])
+                grads.append(weight_grad.view_as(outputs[2]))
             torch.autograd.backward(tensors, grads)
 
         return step
 
-    memory = {name: saved_tensor_bytes(fn) for name, fn in candidates.items()}
+    # the first calls compile; Inductor leaves the complex products to ATen's kernels
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", "Torchinductor does not support code generation"
+        )
+        memory = {name: saved_tensor_bytes(fn) for name, fn in candidates.items()}
     return {name: backward_of(fn) for name, fn in candidates.items()}, memory
 
 
@@ -603,6 +616,16 @@ def bench_comrope(
     )
     title = f"rotation + application fwd+bwd, q and k [{B}, {H}, {T}, {D}], {dtype}"
     table = measure(title, runs, "RoPE", repeats=repeats, device=device)
+    if compile_backend:  # compiled against compiled, from the same rounds
+        seconds, reference = table["seconds"], "RoPE, compiled"
+        compiled = [name for name in seconds if name.endswith(", compiled")]
+        table["compiled_ratio"] = {
+            name: seconds[name] / seconds[reference] for name in compiled
+        }
+        print(f"the compiled candidates; ratio to {reference}:")
+        width = max(map(len, compiled))
+        for name in compiled:
+            print(f"  {name:<{width}}  {table['compiled_ratio'][name]:6.2f}x")
     small_T = min(T, 128)
     small_runs, small_memory = _comrope_candidates(
         B, H, small_T, D, b, True, device, kind
