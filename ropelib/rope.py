@@ -70,7 +70,8 @@ def _cos_sin(angles: Tensor, dtype: torch.dtype, device) -> tuple[Tensor, Tensor
 @torch.library.custom_op("ropelib::cos_sin_table", mutates_args=())
 def _cos_sin_table(angles: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     """cos and sin of float64 angles as one opaque op of a compiled graph."""
-    return angles.cos().to(dtype), angles.sin().to(dtype)
+    # contiguous, as the fake below says, whatever the strides of `angles`
+    return angles.cos().to(dtype).contiguous(), angles.sin().to(dtype).contiguous()
 
 
 @_cos_sin_table.register_fake

@@ -295,3 +295,16 @@ def test_fractional_positions_are_positions_on_a_finer_grid():
     torch.testing.assert_close(halved, slower, atol=1e-12, rtol=0)
     rope = RotaryEmbedding(16)
     torch.testing.assert_close(rope(x, torch.arange(6) / 2), halved, atol=1e-12, rtol=0)
+
+
+def test_cos_sin_table_of_strided_angles_matches_its_fake_under_compile():
+    """The opaque cos/sin op returns contiguous tables, as its fake kernel declares, so a
+    compiled graph that passes it a transposed angle table runs and agrees with eager."""
+    from ropelib.rope import _cos_sin_table
+
+    angles = torch.randn(8, 6, dtype=torch.float64).t()
+    compiled = torch.compile(lambda a: _cos_sin_table(a, torch.float32), fullgraph=True)
+    cos, sin = compiled(angles)
+    torch.testing.assert_close(cos, angles.cos().float())
+    torch.testing.assert_close(sin, angles.sin().float())
+    torch.library.opcheck(_cos_sin_table, (angles, torch.float32))
