@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
+from torch.fx.experimental.symbolic_shapes import has_static_value
 
 Product = Callable[[Tensor, Tensor], Tensor]  # an associative, batched product
 
@@ -45,7 +46,10 @@ def prefix_scan(x: Tensor, op: Product, dim: int = 0) -> Tensor:
         raise ValueError("x must be a tensor with a sequence dimension")
     if not -x.dim() <= dim < x.dim():
         raise ValueError(f"dim {dim} is out of range for a {x.dim()}-D tensor")
-    return _work_efficient(x.movedim(dim, 0), op).movedim(0, dim)
+    x = x.movedim(dim, 0)
+    if not has_static_value(x.shape[0]):  # traced with a dynamic length
+        return _length_agnostic_scan(x, op).movedim(0, dim)
+    return _work_efficient(x, op).movedim(0, dim)
 
 
 def associative_scan(matrices: Tensor, dim: int = -3) -> Tensor:
@@ -80,6 +84,46 @@ def _check_matrices(matrices: object, dim: int) -> tuple[Tensor, int]:
     if dim % matrices.dim() >= matrices.dim() - 2:
         raise ValueError("dim must not be one of the two matrix dimensions")
     return matrices, dim % matrices.dim()
+
+
+# %% notebooks/08_hdd_rope.md: HDD-RoPE: data-dependent rotations / The associative scan
+_BLOCK = 64  # positions per block, scanned along an axis of fixed length
+_MAX_LENGTH = 2**20  # the most positions a graph with a dynamic length scans
+_ROUNDS = (_MAX_LENGTH // _BLOCK).bit_length() - 1  # 14, for 2**14 block totals
+
+
+def _masked_round(x: Tensor, op: Product, offset: int, index: Tensor, mask: Tensor):
+    """`op(x[i - offset], x[i])` where `mask`, `x[i]` elsewhere; nothing sized by T."""
+    earlier = x.index_select(0, (index - offset).clamp_min(0))
+    return torch.where(mask, op(earlier, x), x)
+
+
+def _length_agnostic_scan(x: Tensor, op: Product) -> Tensor:
+    """Prefix products of `x` along dim 0 by one graph for every length <= 2**20."""
+    length, rest = x.shape[0], x.shape[1:]
+    torch._check(
+        length <= _MAX_LENGTH,
+        lambda: (
+            "a compiled prefix_scan with a dynamic length scans at most 2**20 "
+            "positions; run a longer one eagerly or compile it for its fixed length"
+        ),
+    )
+
+    def blockwise(a: Tensor, b: Tensor) -> Tensor:  # op on [k, n, ...] as [k * n, ...]
+        return op(a.flatten(0, 1), b.flatten(0, 1)).view(a.shape)
+
+    n = (length + _BLOCK - 1) // _BLOCK + 1  # one block more: n is never 1
+    padded = torch.arange(n * _BLOCK, device=x.device).clamp_max(length - 1)
+    y = x.index_select(0, padded).view(n, _BLOCK, *rest).transpose(0, 1).contiguous()
+    y = _work_efficient(y, blockwise)  # within every block: [64, n, ...]
+    block = torch.arange(n, device=x.device)
+    ones = (1,) * len(rest)  # masks broadcast over the product's dimensions
+    totals = y[-1]  # the product of each block
+    for r in range(_ROUNDS):  # Hillis-Steele over the block totals
+        totals = _masked_round(totals, op, 2**r, block, (block >= 2**r).view(-1, *ones))
+    before = totals.index_select(0, (block - 1).clamp_min(0)).expand_as(y)
+    y = torch.where((block >= 1).view(1, -1, *ones), blockwise(before, y), y)
+    return y.transpose(0, 1).flatten(0, 1)[:length]
 
 
 __all__ = [

@@ -164,19 +164,91 @@ def test_xpos_compiles_without_graph_break():
     assert graphs == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the associative scan (ropelib/scan.py) recurses on T in Python: HDD-RoPE with "
-    "block_dim >= 4 recompiles once per power-of-two band of lengths",
-)
-def test_hdd_block_scan_compiles_once():
-    hdd = HDDRoPE(D, n_heads=H, d_model=C, block_dim=8)
+# lengths within one block of 64 and across blocks, in several of the power-of-two bands at
+# which the eager, work-efficient scan changes shape
+SCAN_LENGTHS = (9, 13, 15, 31, 33, 64, 100, 130)
+
+
+def hdd_rotation(block_dim: int, seed: int = 0):
+    """HDD-RoPE away from its RoPE start; b = 4 scans quaternions, b = 8 matrices."""
+    torch.manual_seed(seed)
+    hdd = HDDRoPE(D, n_heads=H, d_model=C, block_dim=block_dim)
+    with torch.no_grad():
+        hdd.increments.weight.normal_(std=0.3)
 
     def inputs(T: int):
         x = torch.randn(B, T, C, generator=torch.Generator().manual_seed(T))
         return (*heads(T), x)
 
-    frames = compile_and_compare(
-        lambda q, k, x: hdd.rotate_queries_and_keys(q, k, x), inputs, (9, 13), "eager"
-    )
-    assert frames == 1, f"{frames} graphs for lengths 9 and 13"
+    return (lambda q, k, x: hdd.rotate_queries_and_keys(q, k, x)), inputs
+
+
+@pytest.mark.parametrize("block_dim", [4, 8], ids=["quaternions", "matrices"])
+def test_hdd_block_scan_compiles_once(block_dim):
+    """One graph for every length: the scan under a dynamic length branches on nothing."""
+    rotate, inputs = hdd_rotation(block_dim)
+    frames = compile_and_compare(rotate, inputs, SCAN_LENGTHS, "eager")
+    assert frames == 1, f"{frames} graphs for lengths {SCAN_LENGTHS}"
+
+
+def test_hdd_block_scan_under_inductor_equals_eager():
+    """Inductor's code for the matrix scan (b = 8) equals eager, one graph for two lengths."""
+    rotate, inputs = hdd_rotation(8)
+    assert compile_and_compare(rotate, inputs, (13, 33)) == 1
+
+
+@pytest.mark.parametrize("op", ["matmul", "quaternion"])
+def test_dynamic_scan_equals_eager_and_the_loop_forward_and_backward(op):
+    """The compiled scan with a dynamic length, the eager (work-efficient) scan and the loop
+    agree, values and gradients."""
+    from ropelib.hdd import _product_dim1
+    from ropelib.scan import associative_scan, prefix_scan, sequential_scan
+
+    def quaternion_loop(x):
+        out = [x[0]]
+        for t in range(1, x.shape[0]):
+            out.append(_product_dim1(out[-1][None], x[t][None])[0])
+        return torch.stack(out)
+
+    if op == "matmul":
+        scan, loop = (lambda x: associative_scan(x, dim=0)), (lambda x: sequential_scan(x, dim=0))
+    else:
+        scan, loop = (lambda x: prefix_scan(x, _product_dim1)), quaternion_loop
+    compiled = torch.compile(scan, backend="eager", fullgraph=True, dynamic=True)
+    counters.clear()
+    for T in (9, 17, 65, 100, 200):
+        generator = torch.Generator().manual_seed(T)
+        if op == "matmul":
+            A = torch.randn(T, 3, 4, 4, generator=generator, dtype=torch.float64)
+            x = torch.matrix_exp(A - A.transpose(-1, -2)).float()
+        else:
+            x = torch.nn.functional.normalize(torch.randn(T, 4, 3, generator=generator), dim=1)
+        weights = torch.randn(x.shape, generator=generator)
+        values, grads = [], []
+        for fn, dtype in ((compiled, torch.float32), (scan, torch.float32), (loop, torch.float64)):
+            leaf = x.to(dtype, copy=True).requires_grad_()
+            out = fn(leaf)
+            (out * weights.to(dtype)).sum().backward()
+            values.append(out.detach().double())
+            grads.append(leaf.grad.double())
+        # the reference is the float64 loop; a gradient sums over the up to T outputs that
+        # follow its position, so its float32 rounding is measured against the largest one
+        scale = grads[2].abs().max().item()
+        for got, grad in zip(values[:2], grads[:2], strict=True):
+            torch.testing.assert_close(got, values[2], atol=1e-5, rtol=0, msg=f"T = {T}")
+            torch.testing.assert_close(grad, grads[2], atol=1e-5 * scale, rtol=0, msg=f"T = {T}")
+    assert counters["stats"]["unique_graphs"] == 1
+
+
+def test_dynamic_scan_refuses_a_length_past_its_bound():
+    """The fixed number of rounds covers 2**20 positions; a longer sequence is an error that
+    names the bound, not a wrong prefix."""
+    from ropelib.scan import prefix_scan
+
+    compiled = torch.compile(lambda x: prefix_scan(x, torch.mul), backend="eager", dynamic=True)
+    logs = torch.randn(2**20, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    logs = logs * 1e-3  # products of exp(logs) are exp of their running sums, at the bound too
+    got = compiled(logs.exp())
+    torch.testing.assert_close(got, logs.cumsum(0).exp(), atol=0, rtol=1e-9)
+    with pytest.raises(Exception, match=r"at most 2\*\*20 positions"):
+        compiled(torch.ones(2**20 + 1))

@@ -322,6 +322,35 @@ def test_prefix_scan_of_quaternions_equals_the_sequential_product():
     torch.testing.assert_close(prefix_scan(q, quaternion_product), torch.stack(expected))
 
 
+@settings(max_examples=25, deadline=None)
+@given(T=st.integers(1, 300), b=st.sampled_from([3, 4]), seed=st.integers(0, 2**16))
+def test_length_agnostic_scan_equals_the_loop_forward_and_backward(T, b, seed):
+    """The scan compiled graphs use with a dynamic length (run eagerly here) is the loop,
+    and so are its gradients, on both sides of every block boundary."""
+    from ropelib.scan import _length_agnostic_scan
+
+    M = rotations((T, 2), b, seed=seed).requires_grad_()
+    weights = torch.randn(T, 2, b, b, generator=torch.Generator().manual_seed(seed))
+    got = _length_agnostic_scan(M, torch.matmul)
+    (grad,) = torch.autograd.grad((got * weights).sum(), M)
+    M64 = M.detach().double().requires_grad_()  # the reference: the loop in float64
+    expected = sequential_scan(M64, dim=0)
+    (expected_grad,) = torch.autograd.grad((expected * weights.double()).sum(), M64)
+    torch.testing.assert_close(got.double(), expected, atol=1e-5, rtol=0)
+    # a gradient sums over the up to T outputs after it: float32 rounding scales with the largest
+    scale = expected_grad.abs().max().item()
+    torch.testing.assert_close(grad.double(), expected_grad, atol=1e-5 * scale, rtol=0)
+
+
+def test_length_agnostic_scan_keeps_the_order_of_the_factors():
+    from ropelib.scan import _length_agnostic_scan
+
+    M = rotations((40,), 3)
+    out = _length_agnostic_scan(M, torch.matmul)
+    assert not torch.allclose(out, _length_agnostic_scan(M, lambda a, b: b @ a), atol=1e-3)
+    torch.testing.assert_close(out, sequential_scan(M, dim=0), atol=1e-5, rtol=0)
+
+
 def test_tokens_to_reach():
     from ropelib.experiments.hdd import tokens_to_reach
 
