@@ -731,7 +731,7 @@ def bench_hdd(
     compile_backend: str | None = None,
 ) -> dict[str, dict]:
     """Scans; HDD-RoPE's step vs RoPE. Defined in the appendix *Benchmarks*."""
-    del compile_backend  # the scan recurses on T in Python: nothing here is compiled
+    del compile_backend  # the scans and the step are timed eagerly: nothing here is compiled
     repeats = repeats or (2 if quick else 5)
     tables: dict[str, dict] = {}
     for T in (32, 64) if quick else (256, 1024, 4096):
