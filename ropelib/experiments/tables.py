@@ -201,7 +201,7 @@ def plot_positions(
         )
         axes.grid(alpha=0.3)
     panels[0].set_ylabel("validation loss (nats / token)")
-    panels[-1].legend(fontsize=8)
+    panels[0].legend(fontsize=8)  # the first panel has every configuration
     figure.suptitle(f"{name}: loss by position")
     figure.tight_layout()
     figure._repr_png_ = lambda: _png(figure)
