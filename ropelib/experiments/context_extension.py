@@ -422,14 +422,14 @@ def context_extension_256_table(results_dir: str | Path) -> str:
     if not summary:
         return f"no results in {results_dir}"
     lengths = [f"{f}x" for f in LONG_FACTORS]
-    head = ["rope type", "fine-tune"] + [f"loss {n}" for n in lengths]
-    head += [f"keys {n}" for n in lengths] + ["8x - default (95% CI)", "seeds"]
+    head = ["rope type", "tuned", *lengths, "keys 1x/8x", "8x - default, 95%", "seeds"]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     reference = summary[("default", "none")]
     for (method, tune), entry in summary.items():
-        cells = [method, tune]
+        cells = [method, "—" if tune == "none" else tune]
         cells += [f"{mean_std(entry['loss'][n])[0]:.3f}" for n in lengths]
-        cells += [f"{mean_std(entry['keys'][n])[0]:.2f}" for n in lengths]
+        keys = (mean_std(entry["keys"][n])[0] for n in ("1x", "8x"))
+        cells.append("/".join(f"{k:.2f}" for k in keys))
         if (method, tune) == ("default", "none") or len(entry["seeds"]) < 2:
             cells.append("—")  # the baseline itself, or one seed: no interval
         else:
