@@ -32,7 +32,7 @@ test: install system-packages
 	$(PY) tools/export.py --check
 	$(BIN)/ruff check .
 	ROPELIB_QUICK=1 $(PY) -m pytest -m "not browser"
-	ROPELIB_QUICK=1 $(PY) -m pytest --nbval-lax --nbval-current-env notebooks
+	ROPELIB_QUICK=1 $(PY) -m pytest --nbval-lax --nbval-current-env notebooks book/intro.md
 	ROPELIB_QUICK=1 $(JUPYTER_BOOK)
 	$(PY) -m pytest -m browser
 

@@ -1,7 +1,8 @@
 """Let nbval execute the MyST-markdown notebooks under `notebooks/`.
 
 nbval collects `.ipynb` files only. With `--nbval` or `--nbval-lax` this hook also collects
-`notebooks/*.md`, reading them through jupytext; plain `pytest` collects no notebook at all.
+`notebooks/*.md` and the landing page `book/intro.md`, reading them through jupytext; plain
+`pytest` collects no notebook at all.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ from unittest import mock
 import pytest
 
 NOTEBOOKS = Path(__file__).parent / "notebooks"
+LANDING_PAGE = Path(__file__).parent / "book" / "intro.md"  # it asserts the findings
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     option = parent.config.option
     if not (getattr(option, "nbval", False) or getattr(option, "nbval_lax", False)):
         return None
-    if file_path.suffix != ".md" or file_path.parent != NOTEBOOKS:
+    if file_path.suffix != ".md" or not (
+        file_path.parent == NOTEBOOKS or file_path == LANDING_PAGE
+    ):
         return None
     return MarkdownNotebook.from_parent(parent, path=file_path)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
 from ropelib.experiments.records import load_results
@@ -31,18 +32,31 @@ def run_losses(record: dict, protocol: bool) -> dict[str, float]:
 
 
 # %% notebooks/12_results.md: Results: every scheme on one table / Reading the records
-def experiment_rows(name: str, results_dir: str | Path = "results") -> list[dict]:
-    """One row per label, with paired Δs. Defined in the chapter *Results*."""
+def experiment_rows(
+    name: str, results_dir: str | Path = "results", baseline_from: str | None = None
+) -> list[dict]:
+    """One row per label, with paired Δs. Defined in the chapter *Results*.
+
+    `baseline_from` names another experiment whose RoPE runs are the baseline: one
+    whose configurations differ from this one's only in `pe`, so that seed s of both
+    saw the same batches.
+    """
     records = load_results(name, results_dir)
+    others = load_results(baseline_from, results_dir) if baseline_from else []
     protocol = bool(records) and all(r["final"].get("protocol") for r in records)
+    protocol = protocol and all(r["final"].get("protocol") for r in others)
     labels = list(dict.fromkeys(r["label"] for r in records))
+    if others and "rope" not in labels:
+        labels.append("rope")
     losses = {label: {} for label in labels}  # {label: {length: {seed: loss}}}
-    for r in records:
+    for r in records + [r for r in others if r["label"] == "rope"]:
         for length, loss in run_losses(r, protocol).items():
             losses[r["label"]].setdefault(length, {})[r["seed"]] = loss
     rows = []
     for label in labels:
         runs = [r for r in records if r["label"] == label]
+        if not runs:  # the other experiment's baseline: not a row of this one
+            continue
         final, base = runs[0]["final"], baseline_label(label, labels)
         paired = {}
         for length, mine in losses[label].items():
@@ -190,13 +204,217 @@ def gpu_table(reports: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# %% notebooks/12_results.md: Results: every scheme on one table / The book's findings
+@dataclass(frozen=True)
+class Finding:
+    """One sentence with its scale, and the command that makes its records."""
+
+    text: str
+    command: str
+
+
+def _delta(rows: list[dict], experiment: str, label: str, length: str = "1x"):
+    (row,) = (r for r in rows if r["experiment"] == experiment and r["label"] == label)
+    return row["paired"].get(length)
+
+
+def _resolved(d: dict | None) -> bool:
+    return d is not None and (d["low"] > 0 or d["high"] < 0)
+
+
+def _scale(rows: list[dict], experiment: str, evaluation: str) -> str:
+    mine = [row for row in rows if row["experiment"] == experiment]
+    params = _span([row["parameters"] / 1e6 for row in mine], ".2f")
+    ratio = _span([row["training_tokens"] / row["parameters"] for row in mine], ".1f")
+    context = _span([row["context"] for row in mine], "d")
+    seeds = _span([len(row["seeds"]) for row in mine], "d")
+    return (
+        f"{params}M parameters, {ratio} tokens per parameter, context {context}, "
+        f"{seeds} seeds, {evaluation}"
+    )
+
+
+def _claim(
+    found: list, waiting: list, text: str, experiment: str, ready, check
+) -> None:
+    command = f"python -m ropelib experiment {experiment}"
+    if not ready:
+        waiting.append(Finding(text, command))
+        return
+    if not check():
+        raise AssertionError(f"the stored records no longer support: {text}")
+    found.append(Finding(text, command))
+
+
+# %% notebooks/12_results.md: Results: every scheme on one table / The book's findings
+OLD_EXPERIMENTS = ("pe-basics", "crope", "comrope-text", "hdd", "rove")
+
+
+def book_findings(
+    results_dir: str | Path = "results",
+) -> tuple[list[Finding], list[Finding]]:
+    """(findings the records support, each checked; findings waiting for runs).
+
+    Defined in the chapter *Results*.
+    """
+    from ropelib.experiments.diagnostics import (
+        TASKS,
+        accuracy_by_scheme,
+        diagnostic_runs,
+    )
+
+    found: list[Finding] = []
+    waiting: list[Finding] = []
+    rows = [
+        row for name in OLD_EXPERIMENTS for row in experiment_rows(name, results_dir)
+    ]
+    complete = {name: len({len(r["seeds"]) for r in rows if r["experiment"] == name}) == 1
+                and all(len(r["seeds"]) == 3 for r in rows if r["experiment"] == name)
+                and any(r["experiment"] == name for r in rows)
+                for name in OLD_EXPERIMENTS}  # fmt: skip
+    old = "the running evaluation"
+
+    def claim(text, experiment, check, scale=None, ready=None):
+        ready = complete.get(experiment, False) if ready is None else ready
+        if scale is None:
+            scale = _scale(rows, experiment, old) if ready else "not stored yet"
+        _claim(found, waiting, f"{text} ({scale})", experiment, ready, check)
+
+    claim("RoPE has a lower loss at its training context than learned positions and than "
+          "no positions", "pe-basics",
+          lambda: _delta(rows, "pe-basics", "learned")["low"] > 0
+          and _delta(rows, "pe-basics", "none")["low"] > 0)  # fmt: skip
+    corpora = ("bible", "shakespeare")
+    claim("CRoPE is not separated from RoPE on either corpus; learned positions are worse "
+          "on both", "crope",
+          lambda: not any(_resolved(_delta(rows, "crope", f"crope {c}")) for c in corpora)
+          and all(_delta(rows, "crope", f"learned {c}")["low"] > 0 for c in corpora))  # fmt: skip
+    claim("No ComRoPE variant (AP or LD, b = 2, 4, 8) is separated from RoPE",
+          "comrope-text",
+          lambda: not any(_resolved(r["paired"].get("1x")) for r in rows
+                          if r["experiment"] == "comrope-text" and r["label"] != "rope"))  # fmt: skip
+    claim("HDD-RoPE has a higher loss than RoPE, at b = 2 and at b = 4", "hdd",
+          lambda: _delta(rows, "hdd", "hdd b=2")["low"] > 0
+          and _delta(rows, "hdd", "hdd b=4")["low"] > 0)  # fmt: skip
+    claim("RoVE and RoVE on xPos are not separated from RoPE", "rove",
+          lambda: not _resolved(_delta(rows, "rove", "rove"))
+          and not _resolved(_delta(rows, "rove", "rove-xpos")))  # fmt: skip
+    _protocol_findings(claim, results_dir)
+    _extension_findings(claim, results_dir)
+
+    records = load_results("diagnostics", results_dir)
+    defined = {run for run, *_ in diagnostic_runs(seeds=3)}
+    done = {r["run"] for r in records} >= defined
+    scale = "0.09M-0.14M parameters, 1000 steps, 3 seeds"
+
+    def accuracy(task, pe, factor=1, key="accuracy"):
+        size = TASKS[task].train_sizes[1] * factor
+        by_seed = accuracy_by_scheme(records, task, key).get(pe, {}).get(size, {})
+        return sum(by_seed.values()) / len(by_seed) if by_seed else float("nan")
+
+    rotary = ("rope", "xpos", "p-rope", "rove", "rove-xpos", "comrope-ap", "comrope-ld",
+              "rope-mixed", "liere", "crope", "hdd")  # fmt: skip
+    claim("Flip-flop at its training length: every rotary scheme reads the bit at 90% or "
+          "better in the mean, no positions, the sinusoidal table and T5's bias under 80%",
+          "diagnostics",
+          lambda: all(accuracy("flip-flop", pe) >= 0.9 for pe in rotary)
+          and all(accuracy("flip-flop", pe) < 0.8 for pe in ("none", "sinusoidal", "t5")),
+          scale, done)  # fmt: skip
+    claim("RoPE retrieves whole passkeys at its training length (over 70%) and none at "
+          "eight times it", "diagnostics",
+          lambda: accuracy("passkey", "rope", 1, "sequence_accuracy") > 0.7
+          and accuracy("passkey", "rope", 8, "sequence_accuracy") < 0.05,
+          scale, done)  # fmt: skip
+    return found, waiting
+
+
+# %% notebooks/12_results.md: Results: every scheme on one table / The book's findings
+def _stored(name: str, results_dir: str | Path, runs: int) -> list[dict] | None:
+    """The records of an experiment when all `runs` of them are stored, else None."""
+    records = load_results(name, results_dir)
+    return records if len(records) == runs else None
+
+
+def _protocol_findings(claim, results_dir: str | Path) -> None:
+    ready = _stored("pe-basics-128", results_dir, 9) is not None
+    rows = experiment_rows("pe-basics-128", results_dir) if ready else []
+    scale = _scale(rows, "pe-basics-128", "the protocol") if ready else None
+    claim(
+        PE_BASICS_128, "pe-basics-128", lambda: _pe_basics_128_holds(rows), scale, ready
+    )
+
+
+def _extension_findings(claim, results_dir: str | Path) -> None:
+    from ropelib.experiments.context_extension import context_extension_256_summary
+
+    ready = _stored("context-extension-256", results_dir, 3) is not None
+    summary = context_extension_256_summary(results_dir) if ready else {}
+    scale = ("1.1M parameters trained on 2.5M tokens at context 256, 3 seeds, the "
+             "protocol on 65,536 targets")  # fmt: skip
+    claim(EXTENSION_256, "context-extension-256",
+          lambda: _extension_256_holds(summary), scale, ready)  # fmt: skip
+
+
+# %% notebooks/12_results.md: Results: every scheme on one table / The book's findings
+PE_BASICS_128 = (
+    "Under the protocol, RoPE has a lower loss at its training context than no positions "
+    "and than learned positions, and scored on the same targets with two and four times "
+    "the context its loss rises: more context does not help past the training context"
+)
+
+
+def _pe_basics_128_holds(rows: list[dict]) -> bool:
+    (rope,) = (row for row in rows if row["label"] == "rope")
+    mean = {k: sum(v.values()) / len(v) for k, v in rope["losses"].items()}
+    return (
+        _delta(rows, "pe-basics-128", "none")["low"] > 0
+        and _delta(rows, "pe-basics-128", "learned")["low"] > 0
+        and mean["1x"] < mean["2x"] < mean["4x"]
+    )
+
+
+EXTENSION_256 = (
+    "Trained at 256 tokens, RoPE's loss on the same targets rises with the context (about "
+    "0.7 nats at 8x); without a fine-tune YaRN has the lowest loss at 8x of five rope types "
+    "and PI is worse than no change at 2x and 4x; after a 100-step fine-tune at 4x every "
+    "type scores better at 2x and 4x than at 1x"
+)
+
+
+def _extension_256_holds(summary: dict) -> bool:
+    def mean(method: str, tune: str, length: str) -> float:
+        values = summary[(method, tune)]["loss"][length]
+        return sum(values) / len(values)
+
+    types = ("default", "linear", "ntk", "dynamic", "yarn")
+    best_8x = min(types, key=lambda m: mean(m, "none", "8x"))
+    rise = mean("default", "none", "8x") - mean("default", "none", "1x")
+    tuned = [m for (m, tune) in summary if tune != "none"]
+    return (
+        best_8x == "yarn"
+        and 0.5 < rise < 0.9
+        and all(
+            mean("linear", "none", k) > mean("default", "none", k) for k in ("2x", "4x")
+        )
+        and all(
+            max(mean(m, "4x", k) for k in ("2x", "4x")) < mean(m, "4x", "1x")
+            for m in tuned
+        )
+    )
+
+
 __all__ = [
     "baseline_label",
+    "book_findings",
     "diagnostics_summary",
     "experiment_rows",
+    "EXTENSION_256",
+    "Finding",
     "gpu_reports",
     "gpu_table",
     "hardware_name",
+    "OLD_EXPERIMENTS",
+    "PE_BASICS_128",
     "run_losses",
     "scale_table",
     "scheme_table",
