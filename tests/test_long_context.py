@@ -426,7 +426,6 @@ def test_context_extension_256_measures_every_type_on_the_same_targets(tmp_path,
         LONG_METHODS,
         context_extension_256_summary,
         context_extension_256_table,
-        key_retrieval,
         run_context_extension_256,
     )
     from ropelib.train.checkpoint import load_model
@@ -455,7 +454,8 @@ def test_context_extension_256_measures_every_type_on_the_same_targets(tmp_path,
     assert config.rope_scaling["rope_type"] == "yarn"
     assert not torch.equal(base.lm_head.weight, tuned.lm_head.weight)  # it trained
     summary = context_extension_256_summary(results)
-    assert summary[("yarn", "4x")]["loss"]["8x"] == [record["fine_tuned"]["yarn"]["loss"]["8x"]["loss"]]
+    tuned_8x = record["fine_tuned"]["yarn"]["loss"]["8x"]["loss"]
+    assert summary[("yarn", "4x")]["loss"]["8x"] == [tuned_8x]
     assert "| yarn | 4x |" in context_extension_256_table(results)
     # a second call finds the record and trains nothing
     again = run_context_extension_256(True, 1, results, runs)

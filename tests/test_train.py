@@ -424,7 +424,8 @@ def test_init_from_starts_from_the_trained_weights_and_rope_scaling_is_restored(
     yarn = {"rope_type": "yarn", "factor": 2.0, "original_max_position_embeddings": 32}
     # lr 0 for every step: the fine-tune's weights are exactly the ones it started from
     tune = _tiny(corpus, tmp_path / "tune", init_from=str(tmp_path / "base"), block_size=64,
-                 rope_scaling=yarn, lr=1e-12, min_lr=0.0, weight_decay=0.0, warmup_iters=0)  # fmt: skip
+                 rope_scaling=yarn, lr=1e-12, min_lr=0.0, weight_decay=0.0,
+                 warmup_iters=0)  # fmt: skip
     train(tune)
     tuned, config = load_model(tmp_path / "tune")
     assert config.rope_scaling == yarn and config.init_from == str(tmp_path / "base")
@@ -437,7 +438,8 @@ def test_init_from_starts_from_the_trained_weights_and_rope_scaling_is_restored(
         assert block.attn.pe.logit_scale == pytest.approx(factor**2)
     # the base model is left as it was, and a fresh model of the same shape differs from it
     again, _ = load_model(tmp_path / "base")
-    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), base.state_dict().values()))
+    pairs = zip(again.state_dict().values(), base.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
     fresh = GPT(model_config(tune, base.config.vocab_size))
     assert not torch.equal(fresh.lm_head.weight, base.lm_head.weight)
 
@@ -449,9 +451,11 @@ def test_init_from_starts_from_the_trained_weights_and_rope_scaling_is_restored(
         (dict(init_from="base", n_embd=64), "init_from: the run in"),
         (dict(init_from="base", corpus="bible"), "another tokenizer"),
         (dict(init_from="tune"), "init_from must be another run's out_dir"),
-        (dict(rope_scaling={"rope_type": "yarn", "factor": 2.0}), "original_max_position_embeddings"),
+        (dict(rope_scaling={"rope_type": "yarn", "factor": 2.0}),
+         "original_max_position_embeddings"),
         (dict(rope_scaling={"factor": 2.0}), "rope_type"),
-        (dict(rope_scaling={"rope_type": "linear", "factor": 2.0}, pe="learned"), "no RoPE frequencies"),
+        (dict(rope_scaling={"rope_type": "linear", "factor": 2.0}, pe="learned"),
+         "no RoPE frequencies"),
     ],
 )
 def test_fine_tune_refusals_are_one_line_config_errors(corpus, tmp_path, overrides, message):

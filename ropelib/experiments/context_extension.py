@@ -433,8 +433,9 @@ def context_extension_256_table(results_dir: str | Path) -> str:
         if (method, tune) == ("default", "none") or len(entry["seeds"]) < 2:
             cells.append("—")  # the baseline itself, or one seed: no interval
         else:
-            d = paired_difference(dict(zip(entry["seeds"], entry["loss"]["8x"])),
-                                  dict(zip(reference["seeds"], reference["loss"]["8x"])))  # fmt: skip
+            mine = dict(zip(entry["seeds"], entry["loss"]["8x"], strict=True))
+            base = dict(zip(reference["seeds"], reference["loss"]["8x"], strict=True))
+            d = paired_difference(mine, base)
             cells.append(f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]")
         cells.append(str(len(entry["seeds"])))
         lines.append("| " + " | ".join(cells) + " |")

@@ -292,7 +292,8 @@ def book_findings(
     claim("No ComRoPE variant (AP or LD, b = 2, 4, 8) is separated from RoPE",
           "comrope-text",
           lambda: not any(_resolved(r["paired"].get("1x")) for r in rows
-                          if r["experiment"] == "comrope-text" and r["label"] != "rope"))  # fmt: skip
+                          if r["experiment"] == "comrope-text"
+                          and r["label"] != "rope"))  # fmt: skip
     claim("HDD-RoPE has a higher loss than RoPE, at b = 2 and at b = 4", "hdd",
           lambda: _delta(rows, "hdd", "hdd b=2")["low"] > 0
           and _delta(rows, "hdd", "hdd b=4")["low"] > 0)  # fmt: skip

@@ -182,7 +182,7 @@ def plot_positions(
     figure = Figure(figsize=(4.2 * len(lengths), 3.6))
     panels = figure.subplots(1, len(lengths), sharey=True, squeeze=False)[0]
     block = records[0]["config"]["block_size"]
-    for axes, length in zip(panels, lengths):
+    for axes, length in zip(panels, lengths, strict=True):
         for label in dict.fromkeys(r["label"] for r in records):
             curves = [
                 r["final"]["protocol"][length]["positions"]
@@ -190,7 +190,7 @@ def plot_positions(
                 if r["label"] == label and r["final"]["protocol"].get(length)
             ]
             if curves:
-                mean = [sum(c) / len(curves) for c in zip(*curves)]
+                mean = [sum(c) / len(curves) for c in zip(*curves, strict=True)]
                 axes.plot(
                     range(1, len(mean) + 1), mean, label=f"{label} ({len(curves)})"
                 )
