@@ -406,6 +406,8 @@ def _add_angle_gradient(total: Tensor | None, g: Tensor, y: Tensor, shape) -> Te
     return total
 
 
+# %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / The gradient of a learned
+#    angle
 class _RotateByLearnedAngles(torch.autograd.Function):
     """Interleaved pairs of q and k turned by trainable angles; a one-pass backward."""
 

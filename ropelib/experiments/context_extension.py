@@ -42,6 +42,8 @@ METHODS = ("default", "linear", "ntk", "yarn-paper")  # rope types, ropelib.scal
 STORED_METHODS = {"none": "default", "pi": "linear", "ntk": "ntk", "yarn": "yarn-paper"}
 
 
+# %% notebooks/09_long_context.md: Rotary values, context extension and long contexts /
+#    Extending trained models
 def record_losses(record: dict) -> dict[str, dict[str, float]]:
     """{method: {length: loss}} of a record, old method names translated."""
     losses = record["loss"]
@@ -338,6 +340,8 @@ def run_context_extension_256(
     return load_results("context-extension-256", results_dir)
 
 
+# %% notebooks/09_long_context.md: Rotary values, context extension and long contexts /
+#    Extension where it can show: 256 tokens, and a short fine-tune
 def _run(config: TrainConfig, out_dir: Path, data_dir) -> dict:
     config = dataclasses.replace(config, out_dir=str(out_dir), resume=True)
     if data_dir is not None:

@@ -257,12 +257,6 @@ def book_findings(
 
     Defined in the chapter *Results*.
     """
-    from ropelib.experiments.diagnostics import (
-        TASKS,
-        accuracy_by_scheme,
-        diagnostic_runs,
-    )
-
     found: list[Finding] = []
     waiting: list[Finding] = []
     rows = [
@@ -303,6 +297,18 @@ def book_findings(
     _protocol_findings(claim, results_dir)
     _extension_findings(claim, results_dir)
 
+    _diagnostics_findings(claim, results_dir)
+    return found, waiting
+
+
+# %% notebooks/12_results.md: Results: every scheme on one table / The book's findings
+def _diagnostics_findings(claim, results_dir: str | Path) -> None:
+    from ropelib.experiments.diagnostics import (
+        TASKS,
+        accuracy_by_scheme,
+        diagnostic_runs,
+    )
+
     records = load_results("diagnostics", results_dir)
     defined = {run for run, *_ in diagnostic_runs(seeds=3)}
     done = {r["run"] for r in records} >= defined
@@ -326,7 +332,6 @@ def book_findings(
           lambda: accuracy("passkey", "rope", 1, "sequence_accuracy") > 0.7
           and accuracy("passkey", "rope", 8, "sequence_accuracy") < 0.05,
           scale, done)  # fmt: skip
-    return found, waiting
 
 
 # %% notebooks/12_results.md: Results: every scheme on one table / The book's findings

@@ -264,6 +264,7 @@ def _resume(model, optimizer, state: dict, checkpoint, data: dict, config) -> No
     )
 
 
+# %% notebooks/92_trainer.md: The trainer / Setting up a run
 def _initialise_from(model, init_from: str, data: dict) -> None:
     """The weights of the run in `init_from`, for a fine-tune (the optimiser starts fresh)."""
     checkpoint = load_checkpoint(init_from)
