@@ -140,3 +140,38 @@ def test_diagnostics_summary_gives_accuracy_at_1x_and_8x_over_stored_seeds():
     assert lines[2] == "| rope | 2 | 80/20 |"
     lines = diagnostics_summary(records[:1], TASKS).splitlines()  # the other tasks: none
     assert lines[2] == "| rope | 0–1 | 90/10 | —/— | —/— | —/— |"
+
+
+def _protocol_runs(directory, name, label, per_seed, seeds=None):
+    (directory / name).mkdir(parents=True, exist_ok=True)
+    for seed, losses in enumerate(per_seed):
+        if seeds is not None and seed not in seeds:
+            continue
+        protocol = {k: {"loss": v, "targets": 64} for k, v in losses.items()}
+        final = {"n_params": 900 if label != "rope" else 1000, "tokens_seen": 500,
+                 "protocol": protocol}  # fmt: skip
+        record = make_record(
+            experiment=name, run=f"{label}-seed{seed}", label=label, seed=seed,
+            quick=False, config={"block_size": 64}, final=final, history=[],
+            wall_time_s=60.0, origin=ORIGIN, val_loss={},
+        )  # fmt: skip
+        write_record(directory / name / f"{label}-seed{seed}.json", record)
+
+
+def test_against_rope_pairs_a_variant_with_pe_basics_128s_rope_by_seed(tmp_path):
+    from ropelib.experiments.basics import against_rope, against_rope_table
+
+    rope = [{"1x": 3.0, "2x": 3.4}, {"1x": 3.1, "2x": 3.6}, {"1x": 3.2, "2x": 3.5}]
+    mine = [{"1x": 3.1, "2x": 3.2}, {"1x": 3.1, "2x": 3.3}, {"1x": 3.3, "2x": 3.3}]
+    _protocol_runs(tmp_path, "pe-basics-128", "rope", rope)
+    _protocol_runs(tmp_path, "schemes-128", "crope", mine[:2])
+    assert against_rope("crope", tmp_path) is None  # two seeds of three: not yet
+    _protocol_runs(tmp_path, "schemes-128", "crope", mine, seeds=[2])
+    c = against_rope("crope", tmp_path)
+    assert c["seeds"] == [0, 1, 2] and (c["parameters"], c["rope_parameters"]) == (900, 1000)
+    assert c["paired"]["1x"]["mean"] == pytest.approx(0.2 / 3)  # 0.1, 0.0, 0.1
+    assert c["paired"]["2x"]["mean"] == pytest.approx(-0.7 / 3)  # -0.2, -0.3, -0.2
+    # the rise past the context: (0.1 - 0.4), (0.2 - 0.5), (0.0 - 0.3): -0.3 on every seed
+    assert c["rise"]["2x"]["mean"] == pytest.approx(-0.3) and "1x" not in c["rise"]
+    table = against_rope_table([c])
+    assert "| crope | 900 | 1,000 | 3.167 | +0.067 [" in table

@@ -4,8 +4,12 @@
 """The first experiment: learned absolute positions, RoPE and no positions at all."""
 
 import dataclasses
+import statistics
+from pathlib import Path
 
+from ropelib.experiments.records import load_results
 from ropelib.experiments.runner import register_experiment
+from ropelib.experiments.stats import paired_difference
 from ropelib.train.config import PRESETS, TrainConfig
 
 
@@ -48,7 +52,65 @@ def schemes_128(quick: bool) -> dict[str, TrainConfig]:
     }
 
 
+# %% notebooks/03_training.md: Training / The same comparison under the protocol
+def against_rope(label: str, results_dir: str | Path = "results") -> dict | None:
+    """A schemes-128 label against pe-basics-128's RoPE, paired by seed, under the protocol.
+
+    None until three seeds of the label and of RoPE are stored. Defined in the chapter
+    *Training*.
+    """
+    mine = [r for r in load_results("schemes-128", results_dir) if r["label"] == label]
+    rope = [
+        r for r in load_results("pe-basics-128", results_dir) if r["label"] == "rope"
+    ]
+    if len(mine) < 3 or len(rope) < 3:
+        return None
+
+    def losses(records: list[dict]) -> dict[str, dict[int, float]]:
+        lengths = records[0]["final"]["protocol"]
+        return {k: {r["seed"]: r["final"]["protocol"][k]["loss"] for r in records}
+                for k in lengths}  # fmt: skip
+
+    ours, theirs = losses(mine), losses(rope)
+    paired = {k: paired_difference(ours[k], theirs[k]) for k in ours}
+    rise = {
+        k: paired_difference(
+            {s: ours[k][s] - ours["1x"][s] for s in ours[k]},
+            {s: theirs[k][s] - theirs["1x"][s] for s in theirs[k]},
+        )
+        for k in ours
+        if k != "1x"
+    }
+    return dict(
+        label=label, seeds=sorted(ours["1x"]), losses=ours, rope=theirs,
+        paired=paired, rise=rise, parameters=mine[0]["final"]["n_params"],
+        rope_parameters=rope[0]["final"]["n_params"],
+        tokens=mine[0]["final"]["tokens_seen"],
+        targets=mine[0]["final"]["protocol"]["1x"]["targets"],
+        wall_time_s=[r["wall_time_s"] for r in mine],
+    )  # fmt: skip
+
+
+def against_rope_table(comparisons: list[dict]) -> str:
+    """against_rope's comparisons in markdown. Defined in the chapter *Training*."""
+    lengths = list(comparisons[0]["paired"])
+    heads = " | ".join(f"Δ {k}, 95%" for k in lengths)
+    lines = [f"| scheme | parameters | RoPE's | loss 1x | {heads} |",
+             "|---|---:|---:|---:|" + "---:|" * len(lengths)]  # fmt: skip
+    for c in comparisons:
+        mean = statistics.fmean(c["losses"]["1x"].values())
+        cells = " | ".join(
+            f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
+            for d in c["paired"].values()
+        )
+        lines.append(f"| {c['label']} | {c['parameters']:,} | {c['rope_parameters']:,} "
+                     f"| {mean:.3f} | {cells} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 __all__ = [
+    "against_rope",
+    "against_rope_table",
     "pe_basics",
     "pe_basics_128",
     "SCHEMES_128",

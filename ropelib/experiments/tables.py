@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -171,12 +172,21 @@ def plot_results(name: str, results_dir: str | Path = "results", length: str = "
 
 # %% notebooks/93_experiments.md: The experiment runner / Tables and figures
 def plot_positions(
-    name: str, results_dir: str | Path = "results", lengths=("1x", "2x", "4x")
-):
-    """Per-position protocol loss, mean over seeds. Defined in *The experiment runner*."""
+    name: str, results_dir: str | Path = "results", lengths=("1x", "2x", "4x"),
+    labels: Sequence[str] | None = None, baseline_from: str | None = None,
+):  # fmt: skip
+    """Per-position protocol loss, mean over seeds. Defined in *The experiment runner*.
+
+    `labels` keeps only those labels; `baseline_from` adds that experiment's RoPE runs.
+    """
     from matplotlib.figure import Figure
 
     records = [r for r in load_results(name, results_dir) if r["final"].get("protocol")]
+    if labels is not None:
+        records = [r for r in records if r["label"] in labels]
+    if baseline_from is not None:
+        records += [r for r in load_results(baseline_from, results_dir)
+                    if r["label"] == "rope" and r["final"].get("protocol")]  # fmt: skip
     if not records:
         raise ValueError(f"no records of {name} in {results_dir} carry the protocol")
     figure = Figure(figsize=(4.2 * len(lengths), 3.6))
