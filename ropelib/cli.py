@@ -256,7 +256,9 @@ def train_help() -> str:
             shown = (
                 ",".join(map(str, default)) if isinstance(default, tuple) else default
             )
-            text = f"default {json.dumps(shown) if isinstance(shown, dict) else shown}"
+            if isinstance(shown, dict) or shown == "":
+                shown = json.dumps(shown)  # an empty string shows as ""
+            text = f"default {shown}"
             text += f"; {accepted[name]}" if name in accepted else ""
             section.add_argument(
                 f"--{name}",

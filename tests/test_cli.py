@@ -473,6 +473,7 @@ def test_train_help_lists_every_option_grouped_with_types_and_choices(capsys):
     }
     assert "--lr FLOAT" in out and "--max_iters INT" in out and "--betas FLOAT,FLOAT" in out
     assert "--pe_options JSON" in out and "default 0.001" in out
+    assert "--init_from STR       default \"\"" in out  # an empty default is shown as ""
     flat = " ".join(out.split())
     assert all(name in flat for name in PRESETS) and "--config FILE" in out
     schemes = flat[flat.index("--pe STR") : flat.index("--dropout")].replace(" ", "")
