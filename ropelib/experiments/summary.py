@@ -420,6 +420,17 @@ VARIANTS_128 = {  # label of schemes-128: (the finding, its check on against_rop
             and 0.4 < -c["paired"]["4x"]["mean"] < 0.5
         ),
     ),
+    "xpos": (
+        "Under the protocol, xPos is not separated from RoPE at its training context and on "
+        "the same targets its loss rises far less with more context (about 0.49 nats below "
+        "RoPE at 4x)",
+        lambda c: (
+            _tied(c["paired"]["1x"])
+            and _below(c["paired"]["2x"])
+            and _below(c["paired"]["4x"])
+            and 0.44 < -c["paired"]["4x"]["mean"] < 0.54
+        ),
+    ),
 }
 
 
