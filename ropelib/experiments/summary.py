@@ -442,6 +442,15 @@ VARIANTS_128 = {  # label of schemes-128: (the finding, its check on against_rop
             and 0.25 < -c["paired"]["4x"]["mean"] < 0.35
         ),
     ),
+    "comrope-ap b=4": (
+        "Under the protocol, with its basis not decayed, ComRoPE-AP (b = 4) is not separated "
+        "from RoPE at its training context nor, on the same targets, at 2x and 4x (above RoPE "
+        "at 2x on every seed): it does not degrade less than RoPE",
+        lambda c: (
+            all(_tied(d) for d in c["paired"].values())
+            and all(c["losses"]["2x"][s] > c["rope"]["2x"][s] for s in c["seeds"])
+        ),
+    ),
 }
 
 
