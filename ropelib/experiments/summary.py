@@ -453,6 +453,17 @@ VARIANTS_128 = {  # label of schemes-128: (the finding, its check on against_rop
             and 0.6 < -c["paired"]["4x"]["mean"] < 0.8
         ),
     ),
+    "alibi": (
+        "Under the protocol, ALiBi is behind RoPE at its training context (about 0.07 nats), "
+        "and on the same targets it gains from more context (lower at 2x than at 1x on every "
+        "seed), about 0.78 nats below RoPE at 4x",
+        lambda c: (
+            c["paired"]["1x"]["low"] > 0
+            and all(c["losses"]["2x"][s] < c["losses"]["1x"][s] for s in c["seeds"])
+            and _below(c["paired"]["4x"])
+            and 0.7 < -c["paired"]["4x"]["mean"] < 0.85
+        ),
+    ),
     "comrope-ap b=4": (
         "Under the protocol, with its basis not decayed, ComRoPE-AP (b = 4) is not separated "
         "from RoPE at its training context nor, on the same targets, at 2x and 4x (above RoPE "
