@@ -464,6 +464,21 @@ VARIANTS_128 = {  # label of schemes-128: (the finding, its check on against_rop
             and 0.7 < -c["paired"]["4x"]["mean"] < 0.85
         ),
     ),
+    "t5": (
+        "Under the protocol, T5's bias is behind RoPE at its training context (about 0.055 "
+        "nats), and on the same targets its loss rises past it, less than RoPE's (about 0.47 "
+        "nats below RoPE at 4x)",
+        lambda c: (
+            c["paired"]["1x"]["low"] > 0
+            and all(
+                c["losses"][k][s] > c["losses"]["1x"][s]
+                for k in ("2x", "4x")
+                for s in c["seeds"]
+            )
+            and _below(c["paired"]["4x"])
+            and 0.4 < -c["paired"]["4x"]["mean"] < 0.55
+        ),
+    ),
     "comrope-ap b=4": (
         "Under the protocol, with its basis not decayed, ComRoPE-AP (b = 4) is not separated "
         "from RoPE at its training context nor, on the same targets, at 2x and 4x (above RoPE "
