@@ -189,7 +189,7 @@ def plot_positions(
                     if r["label"] == "rope" and r["final"].get("protocol")]  # fmt: skip
     if not records:
         raise ValueError(f"no records of {name} in {results_dir} carry the protocol")
-    figure = Figure(figsize=(4.2 * len(lengths), 3.6))
+    figure = Figure(figsize=(max(4.2 * len(lengths), 7.5), 3.6))
     panels = figure.subplots(1, len(lengths), sharey=True, squeeze=False)[0]
     block = records[0]["config"]["block_size"]
     for axes, length in zip(panels, lengths, strict=True):
