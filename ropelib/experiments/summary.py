@@ -479,6 +479,20 @@ VARIANTS_128 = {  # label of schemes-128: (the finding, its check on against_rop
             and 0.4 < -c["paired"]["4x"]["mean"] < 0.55
         ),
     ),
+    "p-rope": (
+        "Under the protocol, p-RoPE (75% of the pairs rotated) is not separated from RoPE at "
+        "its training context, and on the same targets it degrades past it about as RoPE "
+        "does (its loss rises by about 0.79 nats at 4x, RoPE's by 0.82)",
+        lambda c: (
+            _tied(c["paired"]["1x"])
+            and _tied(c["paired"]["4x"])
+            and 0.7
+            < statistics.fmean(
+                c["losses"]["4x"][s] - c["losses"]["1x"][s] for s in c["seeds"]
+            )
+            < 0.9
+        ),
+    ),
     "comrope-ap b=4": (
         "Under the protocol, with its basis not decayed, ComRoPE-AP (b = 4) is not separated "
         "from RoPE at its training context nor, on the same targets, at 2x and 4x (above RoPE "
