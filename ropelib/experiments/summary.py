@@ -407,7 +407,8 @@ def _tied(d: dict) -> bool:
     return d["low"] < 0 < d["high"]
 
 
-VARIANTS_128 = {  # label of schemes-128: (the finding, its check on against_rope's result)
+# %% notebooks/12_results.md: Results: every scheme on one table / The book's findings
+_ROTARY_128 = {  # label of schemes-128: (the finding, its check on against_rope's result)
     "crope": (
         "Under the protocol, CRoPE is not separated from RoPE at its training context, with "
         "9% fewer parameters, and on the same targets its loss rises far less with more "
@@ -453,6 +454,20 @@ VARIANTS_128 = {  # label of schemes-128: (the finding, its check on against_rop
             and 0.6 < -c["paired"]["4x"]["mean"] < 0.8
         ),
     ),
+    "comrope-ap b=4": (
+        "Under the protocol, with its basis not decayed, ComRoPE-AP (b = 4) is not separated "
+        "from RoPE at its training context nor, on the same targets, at 2x and 4x (above RoPE "
+        "at 2x on every seed): it does not degrade less than RoPE",
+        lambda c: (
+            all(_tied(d) for d in c["paired"].values())
+            and all(c["losses"]["2x"][s] > c["rope"]["2x"][s] for s in c["seeds"])
+        ),
+    ),
+}
+
+
+# %% notebooks/12_results.md: Results: every scheme on one table / The book's findings
+_BIAS_128 = {  # the logit-bias schemes and p-RoPE of chapter 4, as _ROTARY_128
     "alibi": (
         "Under the protocol, ALiBi is behind RoPE at its training context (about 0.07 nats), "
         "and on the same targets it gains from more context (lower at 2x than at 1x on every "
@@ -493,18 +508,11 @@ VARIANTS_128 = {  # label of schemes-128: (the finding, its check on against_rop
             < 0.9
         ),
     ),
-    "comrope-ap b=4": (
-        "Under the protocol, with its basis not decayed, ComRoPE-AP (b = 4) is not separated "
-        "from RoPE at its training context nor, on the same targets, at 2x and 4x (above RoPE "
-        "at 2x on every seed): it does not degrade less than RoPE",
-        lambda c: (
-            all(_tied(d) for d in c["paired"].values())
-            and all(c["losses"]["2x"][s] > c["rope"]["2x"][s] for s in c["seeds"])
-        ),
-    ),
 }
+VARIANTS_128 = {**_ROTARY_128, **_BIAS_128}
 
 
+# %% notebooks/12_results.md: Results: every scheme on one table / The book's findings
 EXTENSION_256 = (
     "Trained at 256 tokens, RoPE's loss on the same targets rises with the context (about "
     "0.7 nats at 8x); without a fine-tune YaRN has the lowest loss at 8x of five rope types "
