@@ -45,10 +45,26 @@ SCHEMES_128 = {
 @register_experiment("schemes-128", seeds=3)
 def schemes_128(quick: bool) -> dict[str, TrainConfig]:
     """The variants at pe-basics-128's budget, paired with its RoPE runs."""
+    return _like_rope_128(quick, SCHEMES_128)
+
+
+BLOCKS_128 = {
+    "comrope-ap b=2": {"block_dim": 2}, "comrope-ap b=8": {"block_dim": 8},
+    "comrope-ld b=4": {"block_dim": 4}, "hdd b=4": {"block_dim": 4},
+}  # fmt: skip
+
+
+@register_experiment("schemes-128-blocks", seeds=3)
+def schemes_128_blocks(quick: bool) -> dict[str, TrainConfig]:
+    """The other block sizes of ComRoPE and HDD-RoPE at schemes-128's budget."""
+    return _like_rope_128(quick, BLOCKS_128)
+
+
+def _like_rope_128(quick: bool, schemes: dict[str, dict]) -> dict[str, TrainConfig]:
     rope = pe_basics_128(quick)["rope"]
     return {
         label: dataclasses.replace(rope, pe=label.split(" ")[0], pe_options=options)
-        for label, options in SCHEMES_128.items()
+        for label, options in schemes.items()
     }
 
 
@@ -111,8 +127,10 @@ def against_rope_table(comparisons: list[dict]) -> str:
 __all__ = [
     "against_rope",
     "against_rope_table",
+    "BLOCKS_128",
     "pe_basics",
     "pe_basics_128",
     "SCHEMES_128",
     "schemes_128",
+    "schemes_128_blocks",
 ]
