@@ -175,3 +175,6 @@ def test_against_rope_pairs_a_variant_with_pe_basics_128s_rope_by_seed(tmp_path)
     assert c["rise"]["2x"]["mean"] == pytest.approx(-0.3) and "1x" not in c["rise"]
     table = against_rope_table([c])
     assert "| crope | 900 | 1,000 | 3.167 | +0.067 [" in table
+    for bad in ([], [c, None]):  # nothing stored, or a label not complete
+        with pytest.raises(ValueError, match="against_rope gave None"):
+            against_rope_table(bad)

@@ -109,6 +109,8 @@ def against_rope(label: str, results_dir: str | Path = "results") -> dict | None
 
 def against_rope_table(comparisons: list[dict]) -> str:
     """against_rope's comparisons in markdown. Defined in the chapter *Training*."""
+    if not comparisons or any(c is None for c in comparisons):
+        raise ValueError("against_rope_table needs stored comparisons (against_rope gave None)")
     lengths = list(comparisons[0]["paired"])
     heads = " | ".join(f"Δ {k}, 95%" for k in lengths)
     lines = [f"| scheme | parameters | RoPE's | loss 1x | {heads} |",
