@@ -178,3 +178,16 @@ def test_against_rope_pairs_a_variant_with_pe_basics_128s_rope_by_seed(tmp_path)
     for bad in ([], [c, None]):  # nothing stored, or a label not complete
         with pytest.raises(ValueError, match="against_rope gave None"):
             against_rope_table(bad)
+
+
+def test_against_rope_reads_a_block_size_from_the_experiment_that_registers_it(tmp_path):
+    from ropelib.experiments.basics import against_rope
+
+    rope = [{"1x": 3.0}, {"1x": 3.1}, {"1x": 3.2}]
+    _protocol_runs(tmp_path, "pe-basics-128", "rope", rope)
+    _protocol_runs(tmp_path, "schemes-128-blocks", "hdd b=4", [{"1x": 3.5}] * 3)
+    c = against_rope("hdd b=4", tmp_path)
+    assert c["experiment"] == "schemes-128-blocks"
+    assert c["paired"]["1x"]["mean"] == pytest.approx(0.4)
+    assert against_rope("hdd b=4", tmp_path, experiment="schemes-128") is None
+    assert against_rope("crope", tmp_path) is None  # schemes-128 holds nothing here

@@ -69,13 +69,18 @@ def _like_rope_128(quick: bool, schemes: dict[str, dict]) -> dict[str, TrainConf
 
 
 # %% notebooks/03_training.md: Training / The same comparison under the protocol
-def against_rope(label: str, results_dir: str | Path = "results") -> dict | None:
-    """A schemes-128 label against pe-basics-128's RoPE, paired by seed, under the protocol.
+def against_rope(
+    label: str, results_dir: str | Path = "results", experiment: str | None = None
+) -> dict | None:
+    """A label of schemes-128 or schemes-128-blocks against pe-basics-128's RoPE, paired by
+    seed, under the protocol. `experiment` defaults to the one that registers the label.
 
     None until three seeds of the label and of RoPE are stored. Defined in the chapter
     *Training*.
     """
-    mine = [r for r in load_results("schemes-128", results_dir) if r["label"] == label]
+    if experiment is None:
+        experiment = "schemes-128-blocks" if label in BLOCKS_128 else "schemes-128"
+    mine = [r for r in load_results(experiment, results_dir) if r["label"] == label]
     rope = [
         r for r in load_results("pe-basics-128", results_dir) if r["label"] == "rope"
     ]
@@ -98,7 +103,7 @@ def against_rope(label: str, results_dir: str | Path = "results") -> dict | None
         if k != "1x"
     }
     return dict(
-        label=label, seeds=sorted(ours["1x"]), losses=ours, rope=theirs,
+        label=label, experiment=experiment, seeds=sorted(ours["1x"]), losses=ours, rope=theirs,
         paired=paired, rise=rise, parameters=mine[0]["final"]["n_params"],
         rope_parameters=rope[0]["final"]["n_params"],
         tokens=mine[0]["final"]["tokens_seen"],
@@ -110,7 +115,9 @@ def against_rope(label: str, results_dir: str | Path = "results") -> dict | None
 def against_rope_table(comparisons: list[dict]) -> str:
     """against_rope's comparisons in markdown. Defined in the chapter *Training*."""
     if not comparisons or any(c is None for c in comparisons):
-        raise ValueError("against_rope_table needs stored comparisons (against_rope gave None)")
+        raise ValueError(
+            "against_rope_table needs stored comparisons (against_rope gave None)"
+        )
     lengths = list(comparisons[0]["paired"])
     heads = " | ".join(f"Δ {k}, 95%" for k in lengths)
     lines = [f"| scheme | parameters | RoPE's | loss 1x | {heads} |",

@@ -352,10 +352,11 @@ def _protocol_findings(claim, results_dir: str | Path) -> None:
 
 
 def _variant_findings(claim, results_dir: str | Path) -> None:
-    from ropelib.experiments.basics import SCHEMES_128, against_rope
+    from ropelib.experiments.basics import BLOCKS_128, SCHEMES_128, against_rope
 
-    for label in SCHEMES_128:
+    for label in [*SCHEMES_128, *BLOCKS_128]:
         c = against_rope(label, results_dir)
+        experiment = "schemes-128-blocks" if label in BLOCKS_128 else "schemes-128"
         text, holds = VARIANTS_128.get(label, (None, None))
         stored = "not stored yet"
         if text is None:  # no finding is stated for it yet
@@ -365,9 +366,7 @@ def _variant_findings(claim, results_dir: str | Path) -> None:
             f"{c['parameters'] / 1e6:.2f}M parameters, {c['tokens'] / c['parameters']:.1f} "
             f"tokens per parameter, context 128, 3 seeds paired with RoPE's, the protocol"
         )  # fmt: skip
-        claim(
-            text, "schemes-128", lambda c=c, holds=holds: holds(c), scale, c is not None
-        )
+        claim(text, experiment, lambda c=c, holds=holds: holds(c), scale, c is not None)
 
 
 def _extension_findings(claim, results_dir: str | Path) -> None:
