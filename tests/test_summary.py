@@ -191,3 +191,22 @@ def test_against_rope_reads_a_block_size_from_the_experiment_that_registers_it(t
     assert c["paired"]["1x"]["mean"] == pytest.approx(0.4)
     assert against_rope("hdd b=4", tmp_path, experiment="schemes-128") is None
     assert against_rope("crope", tmp_path) is None  # schemes-128 holds nothing here
+
+
+def test_plot_positions_draws_the_labels_of_several_experiments_in_the_order_asked(tmp_path):
+    from ropelib.experiments.tables import plot_positions
+
+    for name, label in (("one", "a"), ("two", "b"), ("two", "c")):
+        (tmp_path / name).mkdir(exist_ok=True)
+        protocol = {"1x": {"loss": 3.0, "targets": 4, "positions": [3.0, 2.0]}}
+        record = make_record(
+            experiment=name, run=f"{label}-seed0", label=label, seed=0, quick=False,
+            config={"block_size": 2}, final={"protocol": protocol}, history=[],
+            wall_time_s=1.0, origin=ORIGIN, val_loss={},
+        )  # fmt: skip
+        write_record(tmp_path / name / f"{label}-seed0.json", record)
+    figure = plot_positions(["one", "two"], tmp_path, ("1x",), labels=("c", "a"))
+    assert [line.get_label() for line in figure.axes[0].get_lines()] == ["c (1)", "a (1)"]
+    assert figure._suptitle.get_text() == "one + two: loss by position"
+    with pytest.raises(ValueError, match="no records of one in"):
+        plot_positions("one", tmp_path, ("1x",), labels=("b",))

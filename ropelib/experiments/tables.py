@@ -172,18 +172,24 @@ def plot_results(name: str, results_dir: str | Path = "results", length: str = "
 
 # %% notebooks/93_experiments.md: The experiment runner / Tables and figures
 def plot_positions(
-    name: str, results_dir: str | Path = "results", lengths=("1x", "2x", "4x"),
-    labels: Sequence[str] | None = None, baseline_from: str | None = None,
+    name: str | Sequence[str], results_dir: str | Path = "results",
+    lengths=("1x", "2x", "4x"), labels: Sequence[str] | None = None,
+    baseline_from: str | None = None,
 ):  # fmt: skip
     """Per-position protocol loss, mean over seeds. Defined in *The experiment runner*.
 
-    `labels` keeps only those labels; `baseline_from` adds that experiment's RoPE runs.
+    `name` is one experiment or several; `labels` keeps only those labels, in that order;
+    `baseline_from` adds that experiment's RoPE runs.
     """
     from matplotlib.figure import Figure
 
-    records = [r for r in load_results(name, results_dir) if r["final"].get("protocol")]
+    names = [name] if isinstance(name, str) else list(name)
+    name = " + ".join(names)
+    records = [r for n in names for r in load_results(n, results_dir)
+               if r["final"].get("protocol")]  # fmt: skip
     if labels is not None:
         records = [r for r in records if r["label"] in labels]
+        records.sort(key=lambda r: list(labels).index(r["label"]))
     if baseline_from is not None:
         records += [r for r in load_results(baseline_from, results_dir)
                     if r["label"] == "rope" and r["final"].get("protocol")]  # fmt: skip
