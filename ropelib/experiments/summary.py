@@ -508,7 +508,49 @@ _BIAS_128 = {  # the logit-bias schemes and p-RoPE of chapter 4, as _ROTARY_128
         ),
     ),
 }
-VARIANTS_128 = {**_ROTARY_128, **_BIAS_128}
+
+
+# %% notebooks/12_results.md: Results: every scheme on one table / The book's findings
+def _above_at_2x(c: dict, about: float) -> bool:  # on every seed, by about `about`
+    above = all(c["losses"]["2x"][s] > c["rope"]["2x"][s] for s in c["seeds"])
+    return above and abs(c["paired"]["2x"]["mean"] - about) < 0.015
+
+
+_BLOCKS_128 = {  # the block sizes of schemes-128-blocks, as _ROTARY_128
+    "comrope-ap b=2": (
+        "Under the protocol, ComRoPE-AP (b = 2) is not separated from RoPE at its training "
+        "context nor, on the same targets, at 4x, and is above RoPE at 2x on every seed "
+        "(about 0.09 nats, not resolved)",
+        lambda c: (
+            _tied(c["paired"]["1x"])
+            and _tied(c["paired"]["2x"])
+            and _tied(c["paired"]["4x"])
+            and _above_at_2x(c, 0.09)
+        ),
+    ),
+    "comrope-ap b=8": (
+        "Under the protocol, ComRoPE-AP (b = 8) is not separated from RoPE at its training "
+        "context nor, on the same targets, at 4x, and is above RoPE at 2x on every seed "
+        "(about 0.11 nats, not resolved)",
+        lambda c: (
+            _tied(c["paired"]["1x"])
+            and _tied(c["paired"]["2x"])
+            and _tied(c["paired"]["4x"])
+            and _above_at_2x(c, 0.11)
+        ),
+    ),
+    "comrope-ld b=4": (
+        "Under the protocol, ComRoPE-LD (b = 4) is not separated from RoPE at its training "
+        "context nor, on the same targets, at 4x, and is above RoPE at 2x (about 0.10 nats)",
+        lambda c: (
+            _tied(c["paired"]["1x"])
+            and c["paired"]["2x"]["low"] > 0
+            and _above_at_2x(c, 0.10)
+            and _tied(c["paired"]["4x"])
+        ),
+    ),
+}
+VARIANTS_128 = {**_ROTARY_128, **_BIAS_128, **_BLOCKS_128}
 
 
 # %% notebooks/12_results.md: Results: every scheme on one table / The book's findings
