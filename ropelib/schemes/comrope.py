@@ -27,20 +27,25 @@ class _FoldedBasisQKV(QKVProjection):
         # a reference, not a submodule: the scheme owns the parameters
         object.__setattr__(self, "_angles", angles)
 
-    def _fold(self, rows: Tensor) -> Tensor:
-        V = self._angles.basis().to(rows.dtype)  # [H, nb, b, b]
-        H, nb, b = V.shape[0], V.shape[1], V.shape[2]
+    @staticmethod
+    def _fold(V: Tensor, rows: Tensor) -> Tensor:
+        H, nb, b = V.shape[0], V.shape[1], V.shape[2]  # V: [H, nb, b, b]
         blocks = rows.reshape(H, nb, b, -1)  # rows are output channels h·D + j·b + a
-        return torch.einsum("hjba,hjbc->hjac", V, blocks).reshape(rows.shape)
+        return torch.einsum("hjba,hjbc->hjac", V.to(rows.dtype), blocks).reshape(
+            rows.shape
+        )
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         C = x.shape[-1]
+        V = (
+            self._angles.basis()
+        )  # one small exponential per step, shared by q, k, biases
         wq, wk, wv = self.c_attn.weight.split(C)
-        weight = torch.cat((self._fold(wq), self._fold(wk), wv))
+        weight = torch.cat((self._fold(V, wq), self._fold(V, wk), wv))
         bias = self.c_attn.bias
         if bias is not None:
             bq, bk, bv = bias.split(C)
-            bq, bk = self._fold(bq[:, None])[:, 0], self._fold(bk[:, None])[:, 0]
+            bq, bk = (self._fold(V, r[:, None])[:, 0] for r in (bq, bk))
             bias = torch.cat((bq, bk, bv))
         return torch.nn.functional.linear(x, weight, bias).split(C, dim=-1)
 
