@@ -210,3 +210,10 @@ def test_plot_positions_draws_the_labels_of_several_experiments_in_the_order_ask
     assert figure._suptitle.get_text() == "one + two: loss by position"
     with pytest.raises(ValueError, match="no records of one in"):
         plot_positions("one", tmp_path, ("1x",), labels=("b",))
+
+
+def test_against_rope_refuses_an_experiment_not_paired_with_pe_basics_128(tmp_path):
+    from ropelib.experiments.basics import against_rope
+
+    with pytest.raises(ValueError, match="experiment must be schemes-128 or schemes-128-blocks"):
+        against_rope("crope", tmp_path, experiment="crope")

@@ -80,6 +80,11 @@ def against_rope(
     """
     if experiment is None:
         experiment = "schemes-128-blocks" if label in BLOCKS_128 else "schemes-128"
+    if experiment not in ("schemes-128", "schemes-128-blocks"):
+        raise ValueError(
+            f"experiment must be schemes-128 or schemes-128-blocks (paired with "
+            f"pe-basics-128's RoPE), got {experiment!r}"
+        )
     mine = [r for r in load_results(experiment, results_dir) if r["label"] == label]
     rope = [
         r for r in load_results("pe-basics-128", results_dir) if r["label"] == "rope"

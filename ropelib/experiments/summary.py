@@ -516,29 +516,22 @@ def _above_at_2x(c: dict, about: float) -> bool:  # on every seed, by about `abo
     return above and abs(c["paired"]["2x"]["mean"] - about) < 0.015
 
 
+def _ap_block(b: int, about: float) -> tuple:  # ComRoPE-AP at block size b
+    text = (
+        f"Under the protocol, ComRoPE-AP (b = {b}) is not separated from RoPE at its "
+        "training context nor, on the same targets, at 4x, and is above RoPE at 2x on every "
+        f"seed (about {about:.2f} nats, not resolved)"
+    )
+    return (
+        text,
+        lambda c: (
+            all(_tied(d) for d in c["paired"].values()) and _above_at_2x(c, about)
+        ),
+    )
+
+
 _BLOCKS_128 = {  # the block sizes of schemes-128-blocks, as _ROTARY_128
-    "comrope-ap b=2": (
-        "Under the protocol, ComRoPE-AP (b = 2) is not separated from RoPE at its training "
-        "context nor, on the same targets, at 4x, and is above RoPE at 2x on every seed "
-        "(about 0.09 nats, not resolved)",
-        lambda c: (
-            _tied(c["paired"]["1x"])
-            and _tied(c["paired"]["2x"])
-            and _tied(c["paired"]["4x"])
-            and _above_at_2x(c, 0.09)
-        ),
-    ),
-    "comrope-ap b=8": (
-        "Under the protocol, ComRoPE-AP (b = 8) is not separated from RoPE at its training "
-        "context nor, on the same targets, at 4x, and is above RoPE at 2x on every seed "
-        "(about 0.11 nats, not resolved)",
-        lambda c: (
-            _tied(c["paired"]["1x"])
-            and _tied(c["paired"]["2x"])
-            and _tied(c["paired"]["4x"])
-            and _above_at_2x(c, 0.11)
-        ),
-    ),
+    **{f"comrope-ap b={b}": _ap_block(b, about) for b, about in ((2, 0.09), (8, 0.11))},
     "hdd b=4": (
         "Under the protocol, HDD-RoPE (b = 4) is behind RoPE at its training context (about "
         "0.12 nats), but on the same targets it barely degrades past it: lower at 2x than at "
