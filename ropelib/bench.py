@@ -25,6 +25,25 @@ def register_benchmark(name: str) -> Callable:
     return decorate
 
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+
+
+def steady_allocator() -> bool:
+    """Make glibc keep freed memory; False where there is no glibc.
+
+    Defined in the appendix *Benchmarks*.
+    """
+    import ctypes
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    mallopt = ctypes.CDLL(None).mallopt
+    # never trim the heap; buffers up to 32 MiB (glibc's largest threshold) from the heap
+    kept = mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
+    return mallopt(_M_MMAP_THRESHOLD, 32 * 2**20) == 1 and kept
+
+
 def synchronize(device: str | torch.device = "cpu") -> None:
     """Wait for the device's queued work. Defined in the appendix *Benchmarks*."""
     if torch.device(device).type == "cuda":
@@ -39,6 +58,7 @@ def compare_times(
     device: str | torch.device = "cpu",
 ) -> dict[str, float]:
     """Median seconds per call, round-robin. Defined in the appendix *Benchmarks*."""
+    steady_allocator()
     for run in candidates.values():
         for _ in range(warmup):
             run()
@@ -731,7 +751,9 @@ def bench_hdd(
     compile_backend: str | None = None,
 ) -> dict[str, dict]:
     """Scans; HDD-RoPE's step vs RoPE. Defined in the appendix *Benchmarks*."""
-    del compile_backend  # the scans and the step are timed eagerly: nothing here is compiled
+    del (
+        compile_backend
+    )  # the scans and the step are timed eagerly: nothing here is compiled
     repeats = repeats or (2 if quick else 5)
     tables: dict[str, dict] = {}
     for T in (32, 64) if quick else (256, 1024, 4096):
@@ -868,6 +890,7 @@ def environment(device: str = "cpu") -> dict:
         "cuda": torch.version.cuda,
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
+        "steady_allocator": steady_allocator(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds"
         ),
@@ -1022,6 +1045,7 @@ __all__ = [
     "register_benchmark",
     "run_benchmarks",
     "saved_tensor_bytes",
+    "steady_allocator",
     "synchronize",
     "training_run",
 ]
