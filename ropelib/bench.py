@@ -558,6 +558,12 @@ def _comrope_variants(q, k, weight, comrope, b: int) -> dict[str, Callable]:
         f"ComRoPE-AP b={b}, rotation only": lambda: comrope.rotate_in_basis(
             q, k, positions
         ),
+        # the rest of folded: what does not grow with the tokens
+        f"ComRoPE-AP b={b}, basis and fold only": lambda: (
+            None,
+            None,
+            _fold_basis(comrope.basis(), weight, b),
+        ),
     }
 
 
@@ -600,7 +606,8 @@ def _comrope_candidates(
             comrope.zero_grad(set_to_none=True)
             outputs = fn()
             # all that trains: q, k, ComRoPE's frequencies (and basis, when folded)
-            tensors, grads = list(outputs[:2]), [grad, grad]
+            tensors = [t for t in outputs[:2] if t is not None]
+            grads = [grad] * len(tensors)
             if len(outputs) > 2:  # the folded weight's gradient flows into the basis
                 tensors.append(outputs[2])
                 grads.append(weight_grad.view_as(outputs[2]))
@@ -875,9 +882,11 @@ def training_run(
 
 # %% notebooks/94_benchmarks.md: Benchmarks / One report
 def environment(device: str = "cpu") -> dict:
-    """Device, torch version, date, threads. Defined in the appendix *Benchmarks*."""
+    """Device, torch version, date, threads, commit. Appendix *Benchmarks*."""
     import datetime
     import platform
+
+    from ropelib.experiments.records import git_commit
 
     kind = torch.device(device).type
     name = (
@@ -891,6 +900,7 @@ def environment(device: str = "cpu") -> dict:
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
         "steady_allocator": steady_allocator(),
+        "git": git_commit(),  # the commit measured, and whether ropelib/ differed
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds"
         ),
@@ -925,7 +935,7 @@ def run_benchmarks(
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
         json_path = f"runs/bench/bench-{stamp}.json"
     report = {**environment(device), "quick": quick, "compile_backend": compile_backend}
-    report["benchmarks"], failed = {}, []
+    report["benchmarks"], failed, start = {}, [], time.perf_counter()
     for name in names:
         for dtype in dtypes:
             options = dict(device=device, dtype=dtype, compile_backend=compile_backend)
@@ -935,6 +945,7 @@ def run_benchmarks(
                 traceback.print_exc()
                 result, failed = {"error": repr(error)}, [*failed, f"{name} {dtype}"]
             report["benchmarks"][f"{name} {dtype}"] = result
+            report["wall_time_s"] = round(time.perf_counter() - start, 1)
             atomic_write_json(json_path, report)
     print(f"report: {json_path}")
     if failed:  # after the report: what did run is kept

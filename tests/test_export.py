@@ -223,3 +223,17 @@ def test_the_repository_is_in_sync():
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_no_export_cell_is_over_the_books_limit():
+    """A chapter's exported cells stay readable: at most book_stats.LIMIT non-blank lines."""
+    import book_stats
+
+    chapters = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.md"))
+    assert len(chapters) >= 17
+    over = {
+        stats.name: stats.largest_export
+        for stats in map(book_stats.chapter_stats, chapters)
+        if stats.largest_export > book_stats.LIMIT
+    }
+    assert not over, f"export cells over {book_stats.LIMIT} non-blank lines: {over}"

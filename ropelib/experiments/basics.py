@@ -117,6 +117,7 @@ def against_rope(
     )  # fmt: skip
 
 
+# %% notebooks/03_training.md: Training / The same comparison under the protocol
 def against_rope_table(comparisons: list[dict]) -> str:
     """against_rope's comparisons in markdown. Defined in the chapter *Training*."""
     if not comparisons or any(c is None for c in comparisons):
