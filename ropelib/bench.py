@@ -496,11 +496,19 @@ def saved_tensor_bytes(fn: Callable[[], object]) -> int:
     return sum(seen.values())
 
 
-def _fold_basis(basis: torch.Tensor, weight: torch.Tensor, b: int) -> torch.Tensor:
+def _fold_basis(
+    basis: torch.Tensor, weight: torch.Tensor, b: int, interleaved: bool = True
+) -> torch.Tensor:
     """The basis change applied to the q and k rows of W_qkv, as the projection does."""
     H = basis.shape[0]
     blocks = weight.view(2, H, -1, b, weight.shape[-1])  # [2, H, D / b, b, C]
-    return basis.transpose(-1, -2).to(weight.dtype) @ blocks  # V_jᵀ on each block
+    folded = basis.transpose(-1, -2).to(weight.dtype) @ blocks  # V_jᵀ on each block
+    if interleaved:
+        return folded
+    # half-split: pair l of block j to channels j·b/2 + l and D/2 + j·b/2 + l
+    return (
+        folded.unflatten(3, (b // 2, 2)).permute(0, 1, 4, 2, 3, 5).reshape(weight.shape)
+    )
 
 
 def _dense_rotation(skew_blocks: torch.Tensor, positions: torch.Tensor, q, k):
@@ -536,9 +544,11 @@ def _comrope_variants(q, k, weight, comrope, b: int) -> dict[str, Callable]:
 
     positions = torch.arange(q.shape[-2], device=q.device)
 
-    def folded():  # what the model runs: the library's rotation, the basis in W
-        q_rot, k_rot = comrope.rotate_in_basis(q, k, positions)  # q, k from folded W
-        return q_rot, k_rot, _fold_basis(comrope.basis(), weight, b)
+    def folded(interleaved: bool = True):  # what the model runs: the basis in W
+        q_rot, k_rot = comrope.rotate_in_basis(  # q, k from the folded W
+            q, k, positions, interleaved=interleaved
+        )
+        return q_rot, k_rot, _fold_basis(comrope.basis(), weight, b, interleaved)
 
     compute = torch.float32 if q.dtype in (torch.float16, torch.bfloat16) else q.dtype
 
@@ -551,12 +561,16 @@ def _comrope_variants(q, k, weight, comrope, b: int) -> dict[str, Callable]:
 
     return {
         f"ComRoPE-AP b={b}, folded": folded,
+        f"ComRoPE-AP b={b}, folded, half-split": lambda: folded(interleaved=False),
         f"ComRoPE-AP b={b}, folded, autograd cos/sin": autograd_angles,
         f"ComRoPE-AP b={b}, basis per token": lambda: comrope.rotate_queries_and_keys(
             q, k, positions
         ),
         f"ComRoPE-AP b={b}, rotation only": lambda: comrope.rotate_in_basis(
             q, k, positions
+        ),
+        f"ComRoPE-AP b={b}, rotation only, half-split": lambda: comrope.rotate_in_basis(
+            q, k, positions, interleaved=False
         ),
         # the rest of folded: what does not grow with the tokens
         f"ComRoPE-AP b={b}, basis and fold only": lambda: (
@@ -568,7 +582,13 @@ def _comrope_variants(q, k, weight, comrope, b: int) -> dict[str, Callable]:
 
 
 # compiled too: RoPE's rotation and these (the per-token basis is left eager)
-_COMPILED_COMROPE = ("folded", "folded, autograd cos/sin", "rotation only")
+_COMPILED_COMROPE = (
+    "folded",
+    "folded, half-split",
+    "folded, autograd cos/sin",
+    "rotation only",
+    "rotation only, half-split",
+)
 
 
 # %% notebooks/94_benchmarks.md: Benchmarks / ComRoPE: speed and memory

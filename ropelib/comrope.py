@@ -363,13 +363,26 @@ class _SpectralRotation(_SpectralAngleMatrices):
         matrix = V if inverse else V.transpose(-1, -2)  # [H, nb, b, b]
         return torch.einsum("hjab,...htjb->...htja", matrix, blocks).flatten(-2)
 
-    def rotate_in_basis(self, q, k, positions=None, *, offset: int = 0):
-        """`rotate_queries_and_keys` for `q, k` already in the basis V (Vᵀq, Vᵀk)."""
-        return self._rotate_with(self._rotate_in_basis, q, k, positions, offset)
+    def rotate_in_basis(
+        self, q, k, positions=None, *, offset: int = 0, interleaved: bool = True
+    ):
+        """`rotate_queries_and_keys` for `q, k` already in the basis V (Vᵀq, Vᵀk).
 
-    def _rotate_in_basis(self, q: Tensor, k: Tensor, positions: Tensor):
+        `interleaved=False`: pair i of the basis is at channels i and i + head_dim / 2.
+        """
+        if not isinstance(interleaved, bool):
+            raise ValueError(f"interleaved must be True or False, got {interleaved!r}")
+
+        def rotate(q: Tensor, k: Tensor, positions: Tensor):
+            return self._rotate_in_basis(q, k, positions, interleaved)
+
+        return self._rotate_with(rotate, q, k, positions, offset)
+
+    def _rotate_in_basis(self, q, k, positions: Tensor, interleaved: bool = True):
         angles = self.angles(positions).movedim(-2, -3)  # [(B,) H, T, D/2], float64
-        return _RotateByLearnedAngles.apply(q, k, angles)
+        if interleaved:
+            return _RotateByLearnedAngles.apply(q, k, angles)
+        return _RotateHalvesByLearnedAngles.apply(q, k, angles)
 
     def _rotate(self, q: Tensor, k: Tensor, positions: Tensor):
         q, k = self.change_basis(q), self.change_basis(k)
@@ -443,6 +456,43 @@ class _RotateByLearnedAngles(torch.autograd.Function):
             if ctx.needs_input_grad[2]:  # Im(g ȳ) = g_im y_re - g_re y_im
                 y = y.flatten(-2)
                 grad_angles = _add_angle_gradient(grad_angles, g, y, turn.shape)
+        if grad_angles is not None:
+            grad_angles = grad_angles.to(angle_dtype)
+        return grads[0], grads[1], grad_angles
+
+
+# %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / Pairs side by side, for the
+#    compiler
+class _RotateHalvesByLearnedAngles(torch.autograd.Function):
+    """Pairs (x_i, x_{i + D/2}) of q and k turned by trainable angles (half-split)."""
+
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, angles: Tensor) -> tuple[Tensor, Tensor]:
+        compute = _compute_dtype(q.dtype)
+        turns = torch.round(angles * (1 / (2 * math.pi)))  # to [-π, π] in float64
+        reduced = torch.add(angles, turns, alpha=-2 * math.pi).to(compute)
+        cos, sin = reduced.cos(), reduced.sin()
+        outputs = []
+        for x in (q, k):
+            x1, x2 = x.to(compute).chunk(2, dim=-1)
+            outputs.append(torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), -1))
+        ctx.save_for_backward(cos, sin, *outputs)
+        ctx.dtypes = (angles.dtype, q.dtype, k.dtype)
+        return outputs[0].to(q.dtype), outputs[1].to(k.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_q: Tensor, grad_k: Tensor):
+        cos, sin, y_q, y_k = ctx.saved_tensors
+        angle_dtype, q_dtype, k_dtype = ctx.dtypes
+        grads, grad_angles = [], None
+        for g, y, dtype in ((grad_q, y_q, q_dtype), (grad_k, y_k, k_dtype)):
+            g1, g2 = g.to(cos.dtype).chunk(2, dim=-1)
+            back = torch.cat((g1 * cos + g2 * sin, g2 * cos - g1 * sin), -1)
+            grads.append(back.to(dtype))
+            if ctx.needs_input_grad[2]:  # Im(g ȳ) of each pair, summed to the table
+                y1, y2 = y.chunk(2, dim=-1)
+                part = (g2 * y1 - g1 * y2).sum_to_size(cos.shape)
+                grad_angles = part if grad_angles is None else grad_angles + part
         if grad_angles is not None:
             grad_angles = grad_angles.to(angle_dtype)
         return grads[0], grads[1], grad_angles

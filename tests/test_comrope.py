@@ -473,3 +473,62 @@ def test_sizes_may_be_numpy_or_tensor_integers_but_not_bools_or_floats():
         AxialRoPE(16).rotate_queries_and_keys(q, k, offset=offset)[0],
         apply_rope(q, torch.arange(3, 12)),
     )
+
+
+def _halves(D=16):
+    """Interleaved channel order (2i, 2i+1) -> half-split (i, i + D/2)."""
+    return torch.cat((torch.arange(0, D, 2), torch.arange(1, D, 2)))
+
+
+@pytest.mark.parametrize("cls, b", LEARNED[:3])
+@pytest.mark.parametrize("per_sample", [False, True])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_half_split_rotation_is_the_interleaved_one_reordered(cls, b, per_sample, compiled):
+    """Values and every gradient (q, k, frequencies, basis, LD's weights), to rounding."""
+    module = perturbed(cls, b, 2)
+    q, k = qk(T=40)
+    torch.manual_seed(4)
+    positions = torch.rand(*((3,) if per_sample else ()), 40, 2, dtype=torch.float64) * 300
+    order = _halves()
+    half = lambda q, k, p: module.rotate_in_basis(q, k, p, interleaved=False)  # noqa: E731
+    if compiled:
+        half = torch.compile(half, backend="aot_eager", fullgraph=True)
+    interleaved = _outputs_and_gradients(module, module.rotate_in_basis, q, k, positions)
+
+    module.zero_grad(set_to_none=True)
+    leaves = [x[..., order].detach().requires_grad_() for x in (q, k)]
+    outputs = half(*leaves, positions)
+    torch.manual_seed(2)
+    upstream = [torch.randn_like(interleaved[name])[..., order] for name in ("q'", "k'")]
+    torch.autograd.backward(outputs, upstream)
+    got = {"q'": outputs[0], "k'": outputs[1], "q": leaves[0].grad, "k": leaves[1].grad}
+    got.update({n: p.grad for n, p in module.named_parameters() if p.grad is not None})
+    assert set(got) == set(interleaved) and len(got) > 4
+    for name, expected in interleaved.items():
+        if name in ("q'", "k'", "q", "k"):
+            expected = expected[..., order]
+        scale = expected.abs().max().item()
+        assert scale > 0 and (got[name] - expected).abs().max() < 1e-10 * scale, name
+
+
+def test_half_split_rotates_half_precision_in_float32():
+    module = perturbed(ComRoPEAP, 8, 1, dtype=torch.float32)
+    q, k = qk(dtype=torch.bfloat16)
+    order = _halves()
+    reference = module.rotate_in_basis(q.float(), k.float())
+    out = module.rotate_in_basis(q[..., order], k[..., order], interleaved=False)
+    assert out[0].dtype == out[1].dtype == torch.bfloat16
+    for a, b in zip(out, reference, strict=True):
+        torch.testing.assert_close(a.float(), b[..., order], atol=0.1, rtol=0.02)
+
+
+def test_interleaved_must_be_a_bool():
+    module = perturbed(ComRoPEAP, 8, 1)
+    q, k = qk()
+    with pytest.raises(ValueError, match="interleaved must be True or False"):
+        module.rotate_in_basis(q, k, interleaved="no")
+    with pytest.raises(ConfigError, match="interleaved must be true or false"):
+        GPT(GPTConfig(pe="comrope-ap", pe_options={"interleaved": 0}, n_embd=32, n_head=2))
+    with pytest.raises(ConfigError, match="does not fold"):
+        GPT(GPTConfig(pe="liere", pe_options={"interleaved": False}, n_embd=32, n_head=2))
+

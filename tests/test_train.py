@@ -496,3 +496,28 @@ def test_train_cli_takes_rope_scaling_as_json(corpus, tmp_path):
     )  # fmt: skip
     assert bad.returncode == 2 and "rope_scaling" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+def test_a_half_split_comrope_trains_as_the_interleaved_one(corpus, tmp_path):
+    """pe_options={"interleaved": false} reorders channels only: the same losses, step by step."""
+    metrics = {}
+    for interleaved in ("true", "false"):
+        out_dir = tmp_path / interleaved
+        done = subprocess.run(
+            _train_command(corpus, out_dir, "--max_iters=6", "--eval_interval=3", "--pe=comrope-ap",
+                           f'--pe_options={{"block_dim": 8, "interleaved": {interleaved}}}'),
+            capture_output=True, text=True, cwd=tmp_path, env=ONE_THREAD,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        saved = json.loads((out_dir / "checkpoint.json").read_text())["config"]
+        assert saved["pe_options"] == {"block_dim": 8, "interleaved": interleaved == "true"}
+        metrics[interleaved] = read_metrics(out_dir)
+    first, second = metrics["true"], metrics["false"]
+    assert len(first) >= 6 and [r["iter"] for r in first] == [r["iter"] for r in second]
+    for mine, theirs in zip(first, second, strict=True):
+        assert mine["kind"] == theirs["kind"]
+        pairs = [(mine["loss"], theirs["loss"])] if "loss" in mine else []
+        pairs += [(mine["val_loss"][n], theirs["val_loss"][n]) for n in mine.get("val_loss", {})]
+        assert pairs, mine
+        for a, b in pairs:
+            assert abs(a - b) < 1e-4, (mine, theirs)

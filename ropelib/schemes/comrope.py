@@ -22,18 +22,22 @@ from ropelib.model import (
 class _FoldedBasisQKV(QKVProjection):
     """GPT-2's fused Q/K/V projection, blockdiag(V_jᵀ) folded into the q and k rows."""
 
-    def __init__(self, config: GPTConfig, angles: _SpectralRotation) -> None:
+    def __init__(
+        self, config: GPTConfig, angles: _SpectralRotation, interleaved: bool = True
+    ) -> None:
         super().__init__(config)
         # a reference, not a submodule: the scheme owns the parameters
         object.__setattr__(self, "_angles", angles)
+        self.interleaved = interleaved
 
-    @staticmethod
-    def _fold(V: Tensor, rows: Tensor) -> Tensor:
+    def _fold(self, V: Tensor, rows: Tensor) -> Tensor:
         H, nb, b = V.shape[0], V.shape[1], V.shape[2]  # V: [H, nb, b, b]
         blocks = rows.reshape(H, nb, b, -1)  # rows are output channels h·D + j·b + a
-        return torch.einsum("hjba,hjbc->hjac", V.to(rows.dtype), blocks).reshape(
-            rows.shape
-        )
+        folded = torch.einsum("hjba,hjbc->hjac", V.to(rows.dtype), blocks)
+        if not self.interleaved:  # pair l of block j: channels (2l, 2l+1) of the block
+            # -> i and i + D/2 of the head, i = j·b/2 + l
+            folded = folded.unflatten(2, (b // 2, 2)).permute(0, 3, 1, 2, 4)
+        return folded.reshape(rows.shape)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         C = x.shape[-1]
@@ -51,6 +55,30 @@ class _FoldedBasisQKV(QKVProjection):
 
 
 # %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / In the GPT harness
+def _check_angle_options(cls, config: GPTConfig) -> None:
+    """block_dim and interleaved of an angle-matrix scheme, or a ConfigError naming them."""
+    b = config.pe_options.get("block_dim", cls.default_block_dim)
+    if isinstance(b, bool) or not isinstance(b, int) or b < 2 or b % 2:
+        raise ConfigError(f"pe_options: block_dim must be an even integer, got {b!r}")
+    if config.head_dim % b or (cls.method is RoPEMixed and b != 2):
+        accepted = "2" if cls.method is RoPEMixed else "even and divide"
+        raise ConfigError(
+            f"pe_options: block_dim must be {accepted} head_dim = "
+            f"{config.head_dim} for {cls.name!r}, got {b}"
+        )
+    interleaved = config.pe_options.get("interleaved", True)
+    if not isinstance(interleaved, bool):
+        raise ConfigError(
+            f"pe_options: interleaved must be true or false, got {interleaved!r}"
+        )
+    if not interleaved and not issubclass(cls.method, _SpectralRotation):
+        raise ConfigError(
+            f"pe_options: interleaved=False is the folded schemes' layout "
+            f"(comrope-ap, comrope-ld, rope-mixed); {cls.name!r} does not fold"
+        )
+
+
+# %% notebooks/06_rope_equation.md: The RoPE Equation and ComRoPE / In the GPT harness
 class _AngleMatrixScheme(PositionScheme):
     """A block angle-matrix rotation (one axis) as a GPT position scheme."""
 
@@ -59,10 +87,15 @@ class _AngleMatrixScheme(PositionScheme):
     default_block_dim = 8
 
     def __init__(
-        self, config: GPTConfig, layer: int | None = None, block_dim: int | None = None
+        self,
+        config: GPTConfig,
+        layer: int | None = None,
+        block_dim: int | None = None,
+        interleaved: bool = True,
     ) -> None:
         super().__init__(config, layer)
         self.block_dim = self.default_block_dim if block_dim is None else block_dim
+        self.interleaved = interleaved  # False: the folded pairs half-split
         if layer is not None:
             sizes = dict(n_heads=config.n_head, block_dim=self.block_dim)
             self.angles = self.method(config.head_dim, base=config.rope_base, **sizes)
@@ -75,17 +108,7 @@ class _AngleMatrixScheme(PositionScheme):
                 f"('block_size' is the context length), got {dict(config.pe_options)}"
             )
         super().check_config(config)
-        b = config.pe_options.get("block_dim", cls.default_block_dim)
-        if isinstance(b, bool) or not isinstance(b, int) or b < 2 or b % 2:
-            raise ConfigError(
-                f"pe_options: block_dim must be an even integer, got {b!r}"
-            )
-        if config.head_dim % b or (cls.method is RoPEMixed and b != 2):
-            accepted = "2" if cls.method is RoPEMixed else "even and divide"
-            raise ConfigError(
-                f"pe_options: block_dim must be {accepted} head_dim = "
-                f"{config.head_dim} for {cls.name!r}, got {b}"
-            )
+        _check_angle_options(cls, config)
 
     @property
     def folded(self) -> bool:
@@ -93,12 +116,14 @@ class _AngleMatrixScheme(PositionScheme):
 
     def projection(self, config: GPTConfig) -> nn.Module:
         if self.layer is not None and self.folded:
-            return _FoldedBasisQKV(config, self.angles)
+            return _FoldedBasisQKV(config, self.angles, self.interleaved)
         return QKVProjection(config)
 
     def rotate(self, q, k, positions, x, state):
         if self.folded:
-            return self.angles.rotate_in_basis(q, k, positions)
+            return self.angles.rotate_in_basis(
+                q, k, positions, interleaved=self.interleaved
+            )
         return self.angles.rotate_queries_and_keys(q, k, positions)
 
     def no_weight_decay(self) -> set[str]:
