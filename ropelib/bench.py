@@ -645,6 +645,34 @@ def _comrope_candidates(
 
 
 # %% notebooks/94_benchmarks.md: Benchmarks / ComRoPE: speed and memory
+COMROPE_SHAPE = (4, 8, 1024, 64, 8)  # B, H, T, D and the block size b
+
+
+def comrope_arithmetic(B: int, H: int, T: int, D: int, b: int) -> dict[str, int]:
+    """Multiply-adds of the fold and the projection, entries RoPE turns (q and k)."""
+    C = H * D
+    return {
+        "fold": 2 * C * C * b,
+        "rope": 2 * B * T * C,
+        "projection": 3 * B * T * C * C,
+    }
+
+
+def _projection_for_scale(B, H, T, D, device, dtype):
+    """(fwd+bwd step, bytes saved) of the Q/K/V projection that makes q and k."""
+    C = H * D
+    x = torch.randn(B, T, C, device=device, dtype=dtype, requires_grad=True)
+    weight = torch.randn(3 * C, C, device=device, dtype=dtype, requires_grad=True)
+    grad = torch.randn(B, T, 3 * C, device=device, dtype=dtype)
+
+    def step():
+        x.grad = weight.grad = None
+        torch.nn.functional.linear(x, weight).backward(grad)
+
+    return step, saved_tensor_bytes(lambda: torch.nn.functional.linear(x, weight))
+
+
+# %% notebooks/94_benchmarks.md: Benchmarks / ComRoPE: speed and memory
 @register_benchmark("comrope")
 def bench_comrope(
     quick: bool = False,
@@ -655,12 +683,14 @@ def bench_comrope(
     compile_backend: str | None = "inductor",
 ) -> dict:
     """ComRoPE against RoPE, time and memory. Defined in the appendix *Benchmarks*."""
-    B, H, T, D, b = (2, 4, 64, 32, 8) if quick else (4, 8, 1024, 64, 8)
+    B, H, T, D, b = (2, 4, 64, 32, 8) if quick else COMROPE_SHAPE
     repeats = repeats or (3 if quick else 10)
     kind = _dtype(dtype)
     runs, memory = _comrope_candidates(
         B, H, T, D, b, False, device, kind, compile_backend
     )
+    scale = "Q/K/V projection, for scale"  # the GEMM the basis is folded into
+    runs[scale], memory[scale] = _projection_for_scale(B, H, T, D, device, kind)
     title = f"rotation + application fwd+bwd, q and k [{B}, {H}, {T}, {D}], {dtype}"
     table = measure(title, runs, "RoPE", repeats=repeats, device=device)
     if compile_backend:  # compiled against compiled, from the same rounds
@@ -692,6 +722,10 @@ def bench_comrope(
     for name, size in rows.items():
         print(f"  {name:<{width}}  {size / 2**20:8.1f}")
     table["saved_for_backward_bytes"] = rows
+    table["arithmetic"] = sizes = comrope_arithmetic(B, H, T, D, b)
+    print(f"multiply-adds of the fold: {sizes['fold']:,}; entries RoPE turns: "
+          f"{sizes['rope']:,}; multiply-adds of the projection: "
+          f"{sizes['projection']:,}")  # fmt: skip
     table["dense"] = small
     return table
 
@@ -1065,6 +1099,8 @@ __all__ = [
     "BENCHMARKS",
     "build_parser",
     "compare_times",
+    "comrope_arithmetic",
+    "COMROPE_SHAPE",
     "CROPE_PAPER_SHAPE",
     "DTYPES",
     "environment",
