@@ -699,6 +699,7 @@ def bench_comrope(
         table["compiled_ratio"] = {
             name: seconds[name] / seconds[reference] for name in compiled
         }
+        table["compiled_reference"] = reference
         print(f"the compiled candidates; ratio to {reference}:")
         width = max(map(len, compiled))
         for name in compiled:

@@ -179,6 +179,48 @@ def diagnostics_summary(records: list[dict], tasks: dict) -> str:
     return "\n".join(lines)
 
 
+# %% notebooks/12_results.md: Results: every scheme on one table / CPU benchmark reports
+def bench_reports(directory: str | Path) -> list[dict]:
+    """The `bench` JSON reports in `directory`. Defined in the chapter *Results*."""
+    reports = []
+    for path in sorted(Path(directory).glob("*.json")):
+        report = json.loads(path.read_text())
+        missing = {"benchmarks", "device_name", "torch", "threads", "git"} - set(report)
+        if missing:
+            raise ValueError(f"{path} lacks a bench report's keys {sorted(missing)}")
+        reports.append({"path": path.name, **report})
+    return reports
+
+
+def _tables(result: dict) -> dict[str, dict]:
+    """A benchmark's ratio tables by name: itself, its sub-tables, compiled ratios."""
+    tables = {"": result} if "ratio" in result else {}
+    tables |= {n: t for n, t in result.items() if isinstance(t, dict) and "ratio" in t}
+    if "compiled_ratio" in result:  # compiled candidates against compiled RoPE
+        reference = result["compiled_reference"]
+        tables["compiled"] = {"reference": reference, "ratio": result["compiled_ratio"]}
+    return tables
+
+
+def bench_ranges_table(reports: list[dict]) -> str:
+    """Each candidate's ratio, min–max over the reports. Defined in *Results*."""
+    lines = ["| benchmark | reference | candidate | ratio |", "|---|---|---|---:|"]
+    for key, first in reports[0]["benchmarks"].items():
+        for sub, table in _tables(first).items():
+            runs = [_tables(r["benchmarks"][key])[sub] for r in reports]
+            where = f"{key}, {sub}" if sub else key
+            for name in table["ratio"]:
+                ratios = [run["ratio"][name] for run in runs if name in run["ratio"]]
+                low, high = min(ratios), max(ratios)
+                span = (
+                    f"{low:.2f}x"
+                    if f"{low:.2f}" == f"{high:.2f}"
+                    else f"{low:.2f}–{high:.2f}x"
+                )
+                lines.append(f"| {where} | {table['reference']} | {name} | {span} |")
+    return "\n".join(lines)
+
+
 # %% notebooks/12_results.md: Results: every scheme on one table / GPU measurements
 def gpu_reports(directory: str | Path) -> list[dict]:
     """The GPU check's JSON files. Defined in the chapter *Results*."""
@@ -591,6 +633,8 @@ def _extension_256_holds(summary: dict) -> bool:
 
 __all__ = [
     "baseline_label",
+    "bench_ranges_table",
+    "bench_reports",
     "book_findings",
     "diagnostics_summary",
     "experiment_rows",
