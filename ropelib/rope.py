@@ -22,6 +22,8 @@ def _check_even(name: str, value: object) -> int:
     return value
 
 
+# %% notebooks/01_rope.md: Rotary position embeddings from first principles / Many dimensions:
+#    one rotation per pair
 def rope_frequencies(head_dim: int, base: float = 10000.0) -> Tensor:
     """RoPE's frequencies θ_j = base^(-2j/D), j < D/2, as float64 on the CPU.
 
