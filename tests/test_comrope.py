@@ -532,3 +532,36 @@ def test_interleaved_must_be_a_bool():
     with pytest.raises(ConfigError, match="does not fold"):
         GPT(GPTConfig(pe="liere", pe_options={"interleaved": False}, n_embd=32, n_head=2))
 
+
+_SMALL = dict(n_layer=2, n_head=2, n_embd=64, block_size=64, vocab_size=50)
+
+
+def half_split_comrope_matches_interleaved(device: str, compile_backend: str | None):
+    """A compiled comrope-ap with half-split pairs: the eager interleaved model's loss and
+    gradients (the same parameters; only where the query and key channels sit differs)."""
+    idx = torch.randint(0, 50, (2, 32), generator=torch.Generator().manual_seed(0)).to(device)
+    results = []
+    for interleaved in (True, False):
+        options = {"block_dim": 8, "interleaved": interleaved}
+        torch.manual_seed(0)
+        model = GPT(GPTConfig(pe="comrope-ap", pe_options=options, **_SMALL)).to(device)
+        torch.manual_seed(1)
+        with torch.no_grad():  # away from RoPE, so that the basis and frequencies matter
+            for name, p in model.named_parameters():
+                if "angles" in name:
+                    p.add_(0.2 * torch.randn_like(p))
+        run = model if interleaved else torch.compile(model, backend=compile_backend)
+        _, loss = run(idx, idx)
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad for n, p in model.named_parameters()}))
+    (loss, grads), (half_loss, half_grads) = results
+    torch.testing.assert_close(half_loss, loss, atol=1e-4, rtol=1e-4)
+    assert set(half_grads) == set(grads) and any("basis" in n for n in grads)
+    for name, expected in grads.items():
+        torch.testing.assert_close(half_grads[name], expected, atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_compiled_half_split_comrope_trains_as_the_interleaved_one(backend):
+    """The fast compiled path (Inductor's C++ here) computes the eager interleaved model."""
+    half_split_comrope_matches_interleaved("cpu", backend)

@@ -131,6 +131,13 @@ def test_compiled_model_trains_as_eager(pe):
         torch.testing.assert_close(got, expected, atol=1e-3, rtol=1e-3)
 
 
+def test_compiled_half_split_comrope_trains_as_the_interleaved_one():
+    """Inductor (Triton) on the half-split folded rotation, on the GPU."""
+    from test_comrope import half_split_comrope_matches_interleaved
+
+    half_split_comrope_matches_interleaved("cuda", "inductor")
+
+
 @pytest.mark.parametrize("interleaved", [True, False], ids=["interleaved", "half-split"])
 def test_compiled_rotation_equals_eager_forward_and_backward(interleaved):
     rope = RotaryEmbedding(64, interleaved=interleaved).cuda()
