@@ -68,6 +68,13 @@ def _like_rope_128(quick: bool, schemes: dict[str, dict]) -> dict[str, TrainConf
     }
 
 
+@register_experiment("schemes-128-bible", seeds=3)
+def schemes_128_bible(quick: bool) -> dict[str, TrainConfig]:
+    """RoPE and CRoPE at pe-basics-128's budget on the King James Bible, paired by seed."""
+    rope = dataclasses.replace(pe_basics_128(quick)["rope"], corpus="bible")
+    return {"rope": rope, "crope": dataclasses.replace(rope, pe="crope")}
+
+
 # %% notebooks/03_training.md: Training / The same comparison under the protocol
 def against_rope(
     label: str, results_dir: str | Path = "results", experiment: str | None = None
@@ -147,5 +154,6 @@ __all__ = [
     "pe_basics_128",
     "SCHEMES_128",
     "schemes_128",
+    "schemes_128_bible",
     "schemes_128_blocks",
 ]
