@@ -212,8 +212,10 @@ def test_plot_positions_draws_the_labels_of_several_experiments_in_the_order_ask
         plot_positions("one", tmp_path, ("1x",), labels=("b",))
 
 
-def test_against_rope_refuses_an_experiment_not_paired_with_pe_basics_128(tmp_path):
-    from ropelib.experiments.basics import against_rope
+def test_against_rope_refuses_an_experiment_not_paired_with_rope_runs(tmp_path):
+    from ropelib.experiments.basics import ROPE_OF, against_rope
 
-    with pytest.raises(ValueError, match="experiment must be schemes-128 or schemes-128-blocks"):
+    with pytest.raises(ValueError, match="experiment must be one of schemes-128, "):
         against_rope("crope", tmp_path, experiment="crope")
+    assert ROPE_OF["schemes-128-bible"] == "schemes-128-bible"  # its own RoPE runs
+    assert against_rope("crope", tmp_path, experiment="schemes-128-bible") is None

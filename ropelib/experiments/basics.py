@@ -76,10 +76,18 @@ def schemes_128_bible(quick: bool) -> dict[str, TrainConfig]:
 
 
 # %% notebooks/03_training.md: Training / The same comparison under the protocol
+# where the RoPE runs that each experiment's runs are paired with are stored
+ROPE_OF = {
+    "schemes-128": "pe-basics-128",
+    "schemes-128-blocks": "pe-basics-128",
+    "schemes-128-bible": "schemes-128-bible",
+}
+
+
 def against_rope(
     label: str, results_dir: str | Path = "results", experiment: str | None = None
 ) -> dict | None:
-    """A label of schemes-128 or schemes-128-blocks against pe-basics-128's RoPE, paired by
+    """A label of an experiment of ROPE_OF against the RoPE runs it is paired with, seed by
     seed, under the protocol. `experiment` defaults to the one that registers the label.
 
     None until three seeds of the label and of RoPE are stored. Defined in the chapter
@@ -87,14 +95,16 @@ def against_rope(
     """
     if experiment is None:
         experiment = "schemes-128-blocks" if label in BLOCKS_128 else "schemes-128"
-    if experiment not in ("schemes-128", "schemes-128-blocks"):
+    if experiment not in ROPE_OF:
         raise ValueError(
-            f"experiment must be schemes-128 or schemes-128-blocks (paired with "
-            f"pe-basics-128's RoPE), got {experiment!r}"
+            f"experiment must be one of {', '.join(ROPE_OF)} (paired with RoPE runs), "
+            f"got {experiment!r}"
         )
     mine = [r for r in load_results(experiment, results_dir) if r["label"] == label]
     rope = [
-        r for r in load_results("pe-basics-128", results_dir) if r["label"] == "rope"
+        r
+        for r in load_results(ROPE_OF[experiment], results_dir)
+        if r["label"] == "rope"
     ]
     if len(mine) < 3 or len(rope) < 3:
         return None
@@ -152,6 +162,7 @@ __all__ = [
     "BLOCKS_128",
     "pe_basics",
     "pe_basics_128",
+    "ROPE_OF",
     "SCHEMES_128",
     "schemes_128",
     "schemes_128_bible",
