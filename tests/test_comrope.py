@@ -533,7 +533,7 @@ def test_interleaved_must_be_a_bool():
         GPT(GPTConfig(pe="liere", pe_options={"interleaved": False}, n_embd=32, n_head=2))
 
 
-_SMALL = dict(n_layer=2, n_head=2, n_embd=64, block_size=64, vocab_size=50)
+_SMALL = dict(n_layer=1, n_head=2, n_embd=64, block_size=64, vocab_size=50)
 
 
 def half_split_comrope_matches_interleaved(device: str, compile_backend: str | None):
