@@ -219,3 +219,17 @@ def test_against_rope_refuses_an_experiment_not_paired_with_rope_runs(tmp_path):
         against_rope("crope", tmp_path, experiment="crope")
     assert ROPE_OF["schemes-128-bible"] == "schemes-128-bible"  # its own RoPE runs
     assert against_rope("crope", tmp_path, experiment="schemes-128-bible") is None
+
+
+def test_bench_reports_name_a_file_that_is_not_a_bench_report(tmp_path):
+    from ropelib.experiments.summary import bench_ranges_table, bench_reports
+
+    table = {"title": "t", "reference": "a", "ratio": {"a": 1.0, "b": 2.0}}
+    for i, ratio in enumerate((2.0, 2.5)):
+        report = {"benchmarks": {"x float32": {**table, "ratio": {"a": 1.0, "b": ratio}}},
+                  "device_name": "cpu", "torch": "2", "threads": 1, "git": {}}  # fmt: skip
+        (tmp_path / f"run{i}.json").write_text(json.dumps(report))
+    assert "| x float32 | a | b | 2.00–2.50x |" in bench_ranges_table(bench_reports(tmp_path))
+    (tmp_path / "stray.json").write_text(json.dumps({"benchmarks": {}}))
+    with pytest.raises(ValueError, match=r"stray.json lacks a bench report's keys \['device_name'"):
+        bench_reports(tmp_path)
