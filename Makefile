@@ -12,7 +12,7 @@ TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 JUPYTER_BOOK := $(BIN)/jupyter-book build . -W -n --keep-going
 
-.PHONY: install book test export lint lab system-packages bench gpu-check clean
+.PHONY: install book test export lint lab system-packages bench gpu-check gpu-wheels clean
 
 install: $(STAMP)
 
@@ -62,6 +62,12 @@ bench: install
 gpu-check:
 	PYTHON="$$( [ -x $(PY) ] && echo $(PY) || echo $(PYTHON) )" \
 	  tools/gpu_check.sh results/gpu/$$(date -u +%Y-%m-%d)
+
+# the wheels of tools/gpu-wheels.txt into tools/wheels/, on a machine with internet, for a GPU
+# machine without it (carry tools/wheels/ there; tools/gpu_check.sh installs what it finds)
+gpu-wheels:
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: -d tools/wheels \
+	  -r tools/gpu-wheels.txt
 
 # Debian packages the tests use: chromium for the browser test, bible-kjv for the second corpus.
 # Installed when missing (as root, or through sudo).

@@ -141,3 +141,23 @@ def test_usage_and_a_missing_gpu_are_one_line_errors(tmp_path):
     if not torch.cuda.is_available():
         result = run_script(str(tmp_path / "out"), timeout=120)
         assert result.returncode == 1 and "no CUDA device" in result.stderr
+
+
+def test_the_wheels_to_carry_are_pinned_like_the_tests_references():
+    """tools/gpu-wheels.txt pins each reference; rotary-embedding-torch as pyproject does."""
+    import re
+
+    lines = (ROOT / "tools" / "gpu-wheels.txt").read_text().splitlines()
+    specs = [line.split("#")[0].strip() for line in lines]
+    pins = dict(spec.split("==") for spec in specs if spec)
+    assert set(pins) == {"rotary-embedding-torch", "liger-kernel"}
+    assert all(re.fullmatch(r"\d+(\.\d+)+", version) for version in pins.values()), pins
+    pyproject = (ROOT / "pyproject.toml").read_text()  # the dev extra's pin, quoted
+    assert f'"rotary-embedding-torch=={pins["rotary-embedding-torch"]}"' in pyproject
+    make = subprocess.run(
+        ["make", "-n", "gpu-wheels"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert make.returncode == 0, make.stderr
+    assert "pip download" in make.stdout and "-r tools/gpu-wheels.txt" in make.stdout
+    assert "-d tools/wheels" in make.stdout
+    assert "/tools/wheels/" in (ROOT / ".gitignore").read_text().splitlines()

@@ -11,16 +11,17 @@
 # slow part cannot take the others' time; bench.json is rewritten after each benchmark and
 # keeps what a part measured before its limit. Commit the JSON under results/gpu/.
 #
-# Needs: one CUDA GPU, a CUDA build of PyTorch with numpy, and pytest. It runs from the
-# repository with PYTHONPATH=. (no install) and needs no internet. Used only where they
+# Needs: one CUDA GPU, a CUDA build of PyTorch with numpy, einops and pytest. It runs from
+# the repository with PYTHONPATH=. (no install) and needs no internet. Used only where they
 # import: transformers (HF's apply_rotary_pos_emb), rotary-embedding-torch and liger-kernel
-# (Triton; CUDA only). A machine without internet gets them as wheels: on a machine with
-# internet, into tools/wheels/ (or a directory named by ROPELIB_WHEELS):
-#   pip download --no-deps -d tools/wheels rotary-embedding-torch==0.8.9 einops \
-#       liger-kernel==0.8.5 pytest pluggy iniconfig
-# (all pure Python, about 1.5 MB together). This script installs whatever wheels it finds
-# there with `pip install --no-index --no-deps --target` into a temporary directory and puts
-# it on PYTHONPATH; without them the references are left out of bench.json.
+# (Triton; CUDA only). A machine without internet gets the last two as wheels: `make
+# gpu-wheels`, on a machine with internet, downloads tools/gpu-wheels.txt into tools/wheels/
+# (pure Python, under 1 MB; ignored by git), the directory to take along (or one named by
+# ROPELIB_WHEELS). This script installs whatever wheels it finds there with `pip install
+# --no-index --no-deps --target` into a temporary directory and puts it on PYTHONPATH; without
+# them the references are left out of bench.json. The training run reads
+# data/shakespeare-char/train.bin where it exists (`make book` writes it; take it along too),
+# else it trains on the notebooks' bytes, and training-run.json names the corpus.
 #
 # --dry: the same code on the CPU at tiny sizes, compiled candidates through the aot_eager
 # backend (traced, no code generated), in well under a minute; tests/test_gpu_check.py runs
