@@ -649,12 +649,20 @@ COMROPE_SHAPE = (4, 8, 1024, 64, 8)  # B, H, T, D and the block size b
 
 
 def comrope_arithmetic(B: int, H: int, T: int, D: int, b: int) -> dict[str, int]:
-    """Multiply-adds of the fold and the projection, entries RoPE turns (q and k)."""
+    """Multiply-adds of the fold and the projection, entries RoPE turns (q and k), and the
+    entries each step must read or write at least (`*_traffic`, forward and backward)."""
     C = H * D
     return {
         "fold": 2 * C * C * b,
         "rope": 2 * B * T * C,
         "projection": 3 * B * T * C * C,
+        # q and k: in and out forward, their gradients in and out backward
+        "rope_traffic": 8 * B * T * C,
+        # the same, and the rotated q and k read again for the angles' gradient
+        "rotation_traffic": 10 * B * T * C,
+        # the 2C x C weights: read and written forward; backward, their gradient read, the
+        # weights read again (for the basis's gradient) and their own gradient written
+        "fold_traffic": 10 * C * C,
     }
 
 
@@ -727,6 +735,10 @@ def bench_comrope(
     print(f"multiply-adds of the fold: {sizes['fold']:,}; entries RoPE turns: "
           f"{sizes['rope']:,}; multiply-adds of the projection: "
           f"{sizes['projection']:,}")  # fmt: skip
+    floor = (sizes["rotation_traffic"] + sizes["fold_traffic"]) / sizes["rope_traffic"]
+    print(f"entries moved, fwd+bwd: RoPE {sizes['rope_traffic']:,}, the folded rotation "
+          f"{sizes['rotation_traffic']:,} and the fold {sizes['fold_traffic']:,}: at the "
+          f"memory floor, folded ComRoPE is {floor:.2f}x RoPE")  # fmt: skip
     table["dense"] = small
     return table
 
