@@ -161,3 +161,29 @@ def test_the_wheels_to_carry_are_pinned_like_the_tests_references():
     assert "pip download" in make.stdout and "-r tools/gpu-wheels.txt" in make.stdout
     assert "-d tools/wheels" in make.stdout
     assert "/tools/wheels/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_the_results_chapter_shows_what_each_report_measured(dry):
+    """Chapter *Results* renders the check's files: outcomes, ratios, speed and loss."""
+    from ropelib.experiments.summary import gpu_figures, gpu_reports
+
+    reports = gpu_reports(dry)
+    assert {r["path"] for r in reports} == {
+        "cuda-tests.json",
+        "bench.json",
+        "training-run.json",
+    }
+    text = gpu_figures(reports)
+    tests = load(dry, "cuda-tests.json")["counts"]
+    assert f"tests marked `cuda`: {tests['passed']} passed, " in text
+    assert f"{tests['skipped']} skipped" in text
+    bench = load(dry, "bench.json")["benchmarks"]
+    for key in bench:
+        assert f"| {key} |" in text or f"| {key}, " in text, key
+    bandwidth = bench["rope float32"]["copy_bandwidth_GBps"]
+    assert f"- rope float32: copy bandwidth {bandwidth:,.0f} GB/s" in text
+    runs = load(dry, "training-run.json")["runs"]
+    for dtype, part in runs.items():
+        for name, run in part["runs"].items():
+            assert f"| {dtype} | {name} | {run['steps']} |" in text
+        assert f"corpus: {part['corpus']}" in text

@@ -233,3 +233,21 @@ def test_bench_reports_name_a_file_that_is_not_a_bench_report(tmp_path):
     (tmp_path / "stray.json").write_text(json.dumps({"benchmarks": {}}))
     with pytest.raises(ValueError, match=r"stray.json lacks a bench report's keys \['device_name'"):
         bench_reports(tmp_path)
+
+
+def test_gpu_figures_name_failed_tests_and_parts_that_stopped():
+    from ropelib.experiments.summary import gpu_figures
+
+    where = {"device": "cuda", "device_name": "NVIDIA H200", "torch": "2.11.0",
+             "date": "2026-12-01T08:00:00+00:00"}  # fmt: skip
+    tests = {**where, "path": "d/cuda-tests.json", "part": "cuda-tests", "timed_out": True,
+             "counts": {"passed": 7, "failed": 1, "error": 0, "skipped": 0},
+             "tests": [{"name": "tests.test_cuda.test_x", "outcome": "failed",
+                        "message": "AssertionError: 2 != 1", "seconds": 0.5}]}  # fmt: skip
+    stopped = {**where, "path": "d/bench.json", "part": "bench", "exit_code": 124,
+               "error": "timed out"}  # fmt: skip
+    lines = gpu_figures([tests, stopped]).splitlines()
+    assert lines[0] == "**d/cuda-tests.json** (cuda-tests; NVIDIA H200, torch 2.11.0, 2026-12-01)"
+    assert "tests marked `cuda`: 7 passed, 1 failed, 0 error, 0 skipped (timed out)" in lines
+    assert "- failed: `tests.test_cuda.test_x`: AssertionError: 2 != 1" in lines
+    assert "no figures: timed out (exit code 124)" in lines

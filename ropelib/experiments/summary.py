@@ -246,6 +246,63 @@ def gpu_table(reports: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# %% notebooks/12_results.md: Results: every scheme on one table / GPU measurements
+def _test_figures(report: dict) -> list[str]:
+    counts = ", ".join(f"{n} {outcome}" for outcome, n in report["counts"].items())
+    lines = [f"tests marked `cuda`: {counts}" + (" (timed out)" * report["timed_out"])]
+    for test in report["tests"]:
+        if test["outcome"] in ("failed", "error"):
+            lines.append(
+                f"- {test['outcome']}: `{test['name']}`: {test['message'][:120]}"
+            )
+    return lines
+
+
+def _bench_figures(report: dict) -> list[str]:
+    lines = []
+    for key, result in report["benchmarks"].items():  # what was timed, at which size
+        titles = [t["title"] for t in _tables(result).values() if "title" in t]
+        lines.append(f"- {key}: {'; '.join(titles)}")
+        if "copy_bandwidth_GBps" in result:
+            bandwidth = result["copy_bandwidth_GBps"]
+            lines.append(f"- {key}: copy bandwidth {bandwidth:,.0f} GB/s")
+    return [*lines, "", bench_ranges_table([report])]
+
+
+def _training_figures(report: dict) -> list[str]:
+    lines = ["| dtype | run | steps | tokens/s | loss, first → last |",
+             "|---|---|---:|---:|---|"]  # fmt: skip
+    for dtype, part in report["runs"].items():
+        for name, run in part["runs"].items():
+            lines.append(
+                f"| {dtype} | {name} | {run['steps']} | {run['tokens_per_s']:,.0f} "
+                f"| {run['first_loss']:.3f} → {run['final_loss']:.3f} |"
+            )
+        shape = ", ".join(f"{k} {v}" for k, v in part["shape"].items())
+        lines.append(f"| {dtype} | shape: {shape}; corpus: {part['corpus']} | | | |")
+    return lines
+
+
+def gpu_figures(reports: list[dict]) -> str:
+    """What each GPU report measured, as Markdown. Defined in the chapter *Results*."""
+    out = []
+    for r in reports:
+        part = r.get("part", "bench")
+        out.append(f"**{r['path']}** ({part}; {r['device_name']}, torch {r['torch']}, "
+                   f"{r['date'][:10]})")  # fmt: skip
+        out.append("")
+        if "error" in r:
+            out.append(f"no figures: {r['error']} (exit code {r['exit_code']})")
+        elif "counts" in r:
+            out.extend(_test_figures(r))
+        elif "benchmarks" in r:
+            out.extend(_bench_figures(r))
+        elif "runs" in r:
+            out.extend(_training_figures(r))
+        out.append("")
+    return "\n".join(out)
+
+
 # %% notebooks/12_results.md: Results: every scheme on one table / The book's findings
 @dataclass(frozen=True)
 class Finding:
@@ -665,6 +722,7 @@ __all__ = [
     "experiment_rows",
     "EXTENSION_256",
     "Finding",
+    "gpu_figures",
     "gpu_reports",
     "gpu_table",
     "hardware_name",
