@@ -5,10 +5,12 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import textwrap
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -974,6 +976,34 @@ def environment(device: str = "cpu") -> dict:
     }
 
 
+def new_report(path: str | None, prefix: str, report: dict) -> str:
+    """Create a new report file (its directory too); its path. Appendix *Benchmarks*.
+
+    `path`, or `runs/bench/<prefix>-<UTC time>.json`. An existing file is refused, never
+    overwritten, and the file is created exclusively, so two runs never share a report.
+    """
+    import datetime
+
+    from ropelib.files import atomic_write_json
+
+    if path is None:
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        path = f"runs/bench/{prefix}-{stamp}.json"
+    if os.path.lexists(path):
+        raise FileExistsError(f"{path} exists already: name another --json, or move it")
+    try:  # a file where a directory should be, no permission
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise NotADirectoryError(f"cannot write the report {path}: {error}") from None
+    try:
+        atomic_write_json(path, report, overwrite=False)
+    except FileExistsError:  # a concurrent run created it first
+        raise FileExistsError(f"{path} was created by another run meanwhile") from None
+    except OSError as error:
+        raise NotADirectoryError(f"cannot write the report {path}: {error}") from None
+    return path
+
+
 # %% notebooks/94_benchmarks.md: Benchmarks / One report
 def run_benchmarks(
     names: list[str] | None = None,
@@ -985,7 +1015,6 @@ def run_benchmarks(
     compile_backend: str | None = "inductor",
 ) -> str:
     """Run benchmarks, write one JSON report; its path. Appendix *Benchmarks*."""
-    import datetime
     import traceback
 
     from ropelib.files import atomic_write_json
@@ -998,11 +1027,9 @@ def run_benchmarks(
         )
     for dtype in dtypes:
         _dtype(dtype)
-    if json_path is None:
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
-        json_path = f"runs/bench/bench-{stamp}.json"
     report = {**environment(device), "quick": quick, "compile_backend": compile_backend}
     report["benchmarks"], failed, start = {}, [], time.perf_counter()
+    json_path = new_report(json_path, "bench", report)  # before anything runs
     for name in names:
         for dtype in dtypes:
             options = dict(device=device, dtype=dtype, compile_backend=compile_backend)
@@ -1057,7 +1084,7 @@ def main(argv: list[str] | None = None) -> str:
             compile_backend=backend,
         )
     report = {**environment(args.device), "quick": args.quick, "runs": {}}
-    path = args.json or "runs/bench/training-run.json"
+    path = new_report(args.json, "training-run", report)
     for dtype, pe in ((d, pe) for d in args.dtype for pe in ("rope", "crope")):
         run = training_run(  # one scheme at a time, so that a time limit keeps the rest
             args.quick,
@@ -1120,6 +1147,7 @@ __all__ = [
     "junit_summary",
     "main",
     "measure",
+    "new_report",
     "peak_memory",
     "print_ratios",
     "register_benchmark",

@@ -157,7 +157,10 @@ def run_bench(names: list[str], quick: bool, json_path: str | None = None) -> No
         for name in names:
             BENCHMARKS[name](quick=quick)
         return
-    run_benchmarks(names or None, quick=quick, json_path=json_path)
+    try:  # the report's file is made before anything runs: a bad path costs nothing
+        run_benchmarks(names or None, quick=quick, json_path=json_path)
+    except (FileExistsError, NotADirectoryError) as error:
+        raise UsageError(str(error)) from None
 
 
 def run_train(overrides: list[str]) -> None:

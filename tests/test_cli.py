@@ -578,3 +578,34 @@ def test_bench_without_a_name_runs_every_benchmark_into_one_report(tmp_path, mon
     data = json.loads(report.read_text())
     assert set(data["benchmarks"]) == {"one float32", "two float32"}
     assert data["benchmarks"]["one float32"] == {"ratio": 1.5} and data["quick"] is True
+
+
+def test_bench_reports_are_new_files_made_before_anything_runs(tmp_path, monkeypatch, capsys):
+    import json
+
+    import ropelib.bench as bench
+
+    calls = []
+    monkeypatch.setattr(bench, "BENCHMARKS", {"one": lambda quick, **o: calls.append(1) or {}})
+    monkeypatch.chdir(tmp_path)
+    status, out, _ = _main(["bench", "--quick"], capsys)  # the default: runs/bench/, made
+    (made,) = (tmp_path / "runs" / "bench").glob("bench-*.json")
+    assert status == 0 and f"report: runs/bench/{made.name}" in out and calls == [1]
+    assert set(json.loads(made.read_text())["benchmarks"]) == {"one float32"}
+    nested = tmp_path / "new" / "dir" / "r.json"
+    assert _main(["bench", "--quick", "--json", nested], capsys)[0] == 0 and nested.exists()
+    kept = made.read_text()
+    status, _, err = _main(["bench", "--quick", "--json", made], capsys)
+    assert status == 2 and err.count("\n") == 1 and "exists already" in err
+    assert made.read_text() == kept and calls == [1, 1]  # nothing ran, nothing overwritten
+    status, _, err = _main(["bench", "--quick", "--json", made / "under-a-file.json"], capsys)
+    assert status == 2 and err.count("\n") == 1 and "cannot write the report" in err
+    assert calls == [1, 1]
+
+
+def test_a_report_file_is_created_once(tmp_path):
+    from ropelib.bench import new_report
+
+    path = new_report(str(tmp_path / "r.json"), "bench", {"a": 1})
+    with pytest.raises(FileExistsError, match="exists already"):
+        new_report(path, "bench", {"a": 2})

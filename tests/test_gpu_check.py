@@ -187,3 +187,12 @@ def test_the_results_chapter_shows_what_each_report_measured(dry):
         for name, run in part["runs"].items():
             assert f"| {dtype} | {name} | {run['steps']} |" in text
         assert f"corpus: {part['corpus']}" in text
+
+
+def test_a_directory_that_holds_a_checks_figures_is_refused(tmp_path):
+    (tmp_path / "bench.json").write_text('{"kept": true}')
+    result = run_script("--dry", str(tmp_path), timeout=30)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "exists already" in result.stderr and "never overwritten" in result.stderr
+    assert (tmp_path / "bench.json").read_text() == '{"kept": true}'
+    assert not (tmp_path / "gpu-check.log").exists()

@@ -7,6 +7,8 @@
 #                       eager and compiled, peak memory; RoPE at Liger-Kernel's shape
 #   training-run.json   rope and crope at the CRoPE paper's shape, with and without compile
 #   gpu-check.log       everything the three parts printed
+# OUTDIR may exist, but not with any of these files in it: a check's figures are never
+# overwritten (exit 2; give a new OUTDIR, e.g. results/gpu/<date>-2).
 # Each part has its own time limit (TESTS_S, BENCH_S, TRAIN_S seconds: 120, 210, 110), so a
 # slow part cannot take the others' time; bench.json is rewritten after each benchmark and
 # keeps what a part measured before its limit. Commit the JSON under results/gpu/.
@@ -37,7 +39,14 @@ fi
 out=$1
 root=$(cd "$(dirname "$0")/.." && pwd)
 py=${PYTHON:-python3}
-mkdir -p "$out"
+files=(cuda-tests.xml cuda-tests.json bench.json training-run.json gpu-check.log)
+for f in "${files[@]}"; do  # a check's figures are never overwritten: a new OUTDIR each run
+  if [ -e "$out/$f" ]; then
+    echo "gpu_check: $out/$f exists already; give a new OUTDIR (results are never overwritten)" >&2
+    exit 2
+  fi
+done
+mkdir -p "$out" || exit 2
 out=$(cd "$out" && pwd)
 log="$out/gpu-check.log"
 : >"$log"
@@ -82,7 +91,6 @@ EOF
 
 start=$(date +%s)
 echo "== cuda tests (limit ${tests_s}s), at $(( $(date +%s) - start ))s" | tee -a "$log"
-rm -f "$out/cuda-tests.xml" "$out/cuda-tests.json" "$out/bench.json" "$out/training-run.json"
 # SIGINT at the limit: pytest stops and still writes the JUnit XML of what it ran
 timeout -s INT -k 10 "$tests_s" "$py" -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda.py \
   --junitxml "$out/cuda-tests.xml" >>"$log" 2>&1
