@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import typing
 from pathlib import Path
@@ -483,6 +484,10 @@ def run_eval(args: argparse.Namespace) -> None:
     """Print (and write) a run's losses. See the chapter *The command line*."""
     from ropelib.files import atomic_write_json
 
+    if (
+        args.json
+    ):  # checked before the evaluation: its minutes are never lost to a bad path
+        _new_file(args.json)
     result = evaluate_run(args)
     scaled = (
         f", {result['rope_scaling']} {result['rope_parameters']}"
@@ -501,7 +506,20 @@ def run_eval(args: argparse.Namespace) -> None:
         tokens = int(key[:-1]) * result["block_size"]
         print(f"{key:>8} {tokens:>8} {'-' if loss is None else f'{loss:.4f}':>8}")
     if args.json:
-        atomic_write_json(args.json, result)
+        try:
+            atomic_write_json(args.json, result, overwrite=False)
+        except FileExistsError:
+            raise UsageError(f"{args.json} was created meanwhile; it is kept") from None
+
+
+def _new_file(path: str) -> None:
+    """Refuse an existing `path`; make its directory. UsageError when it cannot be."""
+    if os.path.lexists(path):
+        raise UsageError(f"{path} exists already: name another --json, or move it")
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error}") from None
 
 
 # %% notebooks/90_cli.md: The command line / Bad input and bugs

@@ -415,6 +415,15 @@ def test_eval_prints_a_table_and_writes_json(trained, tmp_path, capsys):
     linear = json.loads((tmp_path / "s.json").read_text())
     assert linear["rope_scaling"] == "linear" and linear["rope_parameters"] == {"factor": 2.0}
     assert linear["val_loss"]["1x"] != result["val_loss"]["1x"]  # the positions were scaled
+    kept = (tmp_path / "s.json").read_text()  # an existing file: refused before evaluating
+    status, out, err = _main([*scaled, f"--json={tmp_path / 's.json'}"], capsys)
+    assert status == 2 and err.count("\n") == 1 and "exists already" in err and not out
+    assert (tmp_path / "s.json").read_text() == kept
+    status, out, err = _main([*scaled, f"--json={tmp_path / 's.json' / 'x.json'}"], capsys)
+    assert status == 2 and err.count("\n") == 1 and "cannot write" in err and not out
+    nested = tmp_path / "made" / "e.json"  # a missing directory is made
+    assert _main(["eval", trained, "--lengths=1", f"--json={nested}"], capsys)[0] == 0
+    assert json.loads(nested.read_text())["val_loss"].keys() == {"1x"}
     for bad, word in [
         (["--rope_scaling=bogus"], "rope_scaling"),
         (["--factor=2"], "rope_scaling"),
