@@ -322,7 +322,8 @@ class _SpectralAngleMatrices(_AngleMatrices):
 
     def basis(self) -> Tensor:
         """V_j, orthogonal, `[heads, n_blocks, b, b]`: a small matrix exponential."""
-        return torch.matrix_exp(skew(self.basis_generator))
+        K = self.basis_generator  # half precision: exponentiated in float32, cast back
+        return torch.matrix_exp(skew(K.to(_compute_dtype(K.dtype)))).to(K.dtype)
 
     def skew_blocks(self) -> Tensor:
         """S_j = V_j diag(λ_j J) V_jᵀ, `[heads, n_blocks, b, b]`."""

@@ -38,6 +38,8 @@ def increment_matrices(params: Tensor, b: int, map: str = "exp") -> Tensor:
     if b == 2 and map == "exp":  # a rotation by the angle itself
         c, s = params[..., 0].cos(), params[..., 0].sin()
         return torch.stack((torch.stack((c, -s), -1), torch.stack((s, c), -1)), -2)
+    if params.dtype in (torch.float16, torch.bfloat16):  # matrix_exp, solve: float32
+        return increment_matrices(params.float(), b, map).to(params.dtype)
     A = skew_from_parameters(params, b)
     if map == "exp":
         return exp_so4(A) if b == 4 else torch.matrix_exp(A)
@@ -298,7 +300,8 @@ class HDDRoPEBase(nn.Module):
         # [B, T, H, n_chunks, b(b-1)/2] in float32, from the layer input x [B, T, C]
         with torch.autocast(x.device.type, enabled=False):
             shape = (self.n_heads, self.n_chunks, self.n_params)
-            return self.increments(x.float()).unflatten(-1, shape)
+            weight, bias = self.increments.weight.float(), self.increments.bias.float()
+            return nn.functional.linear(x.float(), weight, bias).unflatten(-1, shape)
 
     def state_shape(self, batch: int) -> tuple[int, ...]:
         """The running state's shape. Chapter *HDD-RoPE: data-dependent rotations*."""

@@ -76,9 +76,10 @@ def test_cuda_tests_are_collected_and_summarised(dry):
     names = " ".join(t["name"] for t in tests)
     for kind in ("every_scheme", "bf16_autocast", "sdpa", "compiled", "kv_cache"):
         assert kind in names, kind
-    if not torch.cuda.is_available():  # here every test skips, saying why
-        assert counts["skipped"] == len(tests)
-        assert {t["message"] for t in tests} == {"no CUDA device"}
+    # the dry run runs them on the CPU: all pass but what only CUDA has, which says so
+    skipped = [t for t in tests if t["outcome"] == "skipped"]
+    assert counts["passed"] == len(tests) - len(skipped) > 30
+    assert {t["message"] for t in skipped} == {"the memory-efficient SDPA kernel is CUDA's only"}
 
 
 def test_bench_report_has_every_benchmark_in_both_dtypes(dry):

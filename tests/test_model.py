@@ -261,3 +261,32 @@ def test_get_scheme_reads_the_registry_and_imports_nothing():
         get_scheme("not-a-scheme")
     assert {name for name in sys.modules if name.startswith("ropelib")} == before
     assert not hasattr(ropelib.model, "import_chapters")
+
+
+HALF_CASES = [(pe, {}) for pe in sorted(POSITION_SCHEMES)] + [
+    ("hdd", {"map": "cayley"}),
+    ("hdd", {"block_dim": 8}),  # the general matrix exponential, not the 4x4 closed form
+    ("comrope-ap", {"interleaved": False}),
+]
+
+
+@pytest.mark.parametrize("pe, options", HALF_CASES, ids=lambda case: str(case))
+def test_a_half_precision_model_gives_its_float32_logits(pe, options):
+    """A GPT cast to bf16 or fp16 (inference, say): the fp32 model's logits to that precision.
+
+    PyTorch's CPU matrix_exp of a batch is wrong in half precision: the ComRoPE bases and
+    HDD's increments are exponentiated in float32, and HDD's generators computed in float32.
+    """
+    idx = torch.randint(0, SMALL["vocab_size"], (2, 24), generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(pe=pe, pe_options=options, **SMALL)).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():  # learned parts away from their start
+            if "angles" in name or "increments" in name:
+                p.add_(0.05 * torch.randn_like(p))
+        expected, _ = model(idx)
+        for dtype, atol in ((torch.bfloat16, 0.03), (torch.float16, 0.01)):
+            got, _ = model.to(dtype)(idx)
+            assert got.dtype == dtype
+            torch.testing.assert_close(got.float(), expected, atol=atol, rtol=0)
+            model.float()

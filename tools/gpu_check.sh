@@ -26,8 +26,9 @@
 # else it trains on the notebooks' bytes, and training-run.json names the corpus.
 #
 # --dry: the same code on the CPU at tiny sizes, compiled candidates through the aot_eager
-# backend (traced, no code generated), in well under a minute; tests/test_gpu_check.py runs
-# it and checks the files' schema. PYTHON names the interpreter (default: python3).
+# backend (traced, no code generated), in well under a minute, the CUDA tests included (on the
+# CPU, where they compare the CPU with itself); tests/test_gpu_check.py runs it and checks the
+# files' schema and that the tests passed. PYTHON names the interpreter (default: python3).
 set -uo pipefail
 
 dry=0
@@ -64,6 +65,8 @@ fi
 if [ "$dry" = 1 ]; then
   device=cpu; quick=(--quick); backend=aot_eager; seconds=0
   tests_s=60; bench_s=60; train_s=60
+  # the CUDA tests' own code, on the CPU (tests/test_cuda.py compares the CPU with itself)
+  export ROPELIB_CUDA_TESTS_DEVICE=cpu ROPELIB_CUDA_TESTS_BACKEND=aot_eager
 else
   device=cuda; quick=(); backend=inductor; seconds=10
   tests_s=${TESTS_S:-120}; bench_s=${BENCH_S:-210}; train_s=${TRAIN_S:-110}
