@@ -194,3 +194,17 @@ def test_missing_transformers_names_the_extra():
     assert result.stdout.strip() == (
         "ropelib.hf needs Hugging Face transformers: pip install ropelib[hf]"
     )
+
+
+@pytest.mark.parametrize("name", ["default", "yarn", "llama3"])
+def test_a_checkpoint_loaded_in_half_precision_gives_hugging_faces_logits_bit_for_bit(
+    name, tokens, tmp_path
+):
+    tiny_llama(ROPE_TYPES[name]).save_pretrained(tmp_path)
+    for dtype in (torch.bfloat16, torch.float16):
+        hf = LlamaForCausalLM.from_pretrained(tmp_path, dtype=dtype).eval()
+        ours = use_ropelib(LlamaForCausalLM.from_pretrained(tmp_path, dtype=dtype).eval())
+        assert hf.model.rotary_emb.inv_freq.dtype == torch.float32  # kept by the loader
+        assert torch.equal(logits(hf, tokens), logits(ours, tokens)), (name, dtype)
+    cast = use_ropelib(tiny_llama(ROPE_TYPES[name])).to(torch.bfloat16)  # no buffer to round
+    assert not any(b.is_floating_point() for b in cast.model.rotary_emb.buffers())
