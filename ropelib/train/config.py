@@ -146,10 +146,6 @@ def _validate(config: TrainConfig) -> None:
     positive += ("grad_accum", "max_iters", "step_size", "eval_interval", "eval_iters")
     for name in positive + ("log_interval", "checkpoint_interval", "eval_tokens"):
         _require(getattr(c, name) > 0, name, "a positive integer", getattr(c, name))
-    accepted = f"in [0, max_iters={c.max_iters}]"  # after max_iters itself is checked
-    _require(
-        0 <= c.max_bad_steps <= c.max_iters, "max_bad_steps", accepted, c.max_bad_steps
-    )
     _require(
         c.warmup_iters >= 0, "warmup_iters", "a non-negative integer", c.warmup_iters
     )
@@ -224,6 +220,9 @@ def _check_limits(config: TrainConfig) -> None:
     for name, limit in LIMITS.items():
         value = getattr(config, name)
         _require(value <= limit, name, f"at most {limit:,} (a sane limit)", value)
+    bad, accepted = config.max_bad_steps, f"in [0, max_iters={config.max_iters}]"
+    if config.max_iters > 0:  # else max_iters itself is the error, reported after this
+        _require(0 <= bad <= config.max_iters, "max_bad_steps", accepted, bad)
     timeout = config.ddp_timeout_s
     _require(timeout > 0, "ddp_timeout_s", "a positive number of seconds", timeout)
     longest = max(config.eval_lengths, default=0)
