@@ -668,6 +668,17 @@ def comrope_arithmetic(B: int, H: int, T: int, D: int, b: int) -> dict[str, int]
     }
 
 
+def _print_arithmetic(sizes: dict[str, int]) -> None:
+    """`comrope_arithmetic`'s figures, and the memory floor they give."""
+    print(f"multiply-adds of the fold: {sizes['fold']:,}; entries RoPE turns: "
+          f"{sizes['rope']:,}; multiply-adds of the projection: "
+          f"{sizes['projection']:,}")  # fmt: skip
+    floor = (sizes["rotation_traffic"] + sizes["fold_traffic"]) / sizes["rope_traffic"]
+    print(f"entries moved, fwd+bwd: RoPE {sizes['rope_traffic']:,}, the folded rotation "
+          f"{sizes['rotation_traffic']:,} and the fold {sizes['fold_traffic']:,}: at the "
+          f"memory floor, folded ComRoPE is {floor:.2f}x RoPE")  # fmt: skip
+
+
 def _projection_for_scale(B, H, T, D, device, dtype):
     """(fwd+bwd step, bytes saved) of the Q/K/V projection that makes q and k."""
     C = H * D
@@ -734,13 +745,7 @@ def bench_comrope(
         print(f"  {name:<{width}}  {size / 2**20:8.1f}")
     table["saved_for_backward_bytes"] = rows
     table["arithmetic"] = sizes = comrope_arithmetic(B, H, T, D, b)
-    print(f"multiply-adds of the fold: {sizes['fold']:,}; entries RoPE turns: "
-          f"{sizes['rope']:,}; multiply-adds of the projection: "
-          f"{sizes['projection']:,}")  # fmt: skip
-    floor = (sizes["rotation_traffic"] + sizes["fold_traffic"]) / sizes["rope_traffic"]
-    print(f"entries moved, fwd+bwd: RoPE {sizes['rope_traffic']:,}, the folded rotation "
-          f"{sizes['rotation_traffic']:,} and the fold {sizes['fold_traffic']:,}: at the "
-          f"memory floor, folded ComRoPE is {floor:.2f}x RoPE")  # fmt: skip
+    _print_arithmetic(sizes)
     table["dense"] = small
     return table
 
