@@ -231,9 +231,11 @@ def test_no_export_cell_is_over_the_books_limit():
 
     chapters = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.md"))
     assert len(chapters) >= 17
+    # the limit counts a cell as it stands in the chapter: its fence and tag lines too
+    limit = book_stats.LIMIT - 2
     over = {
         stats.name: stats.largest_export
         for stats in map(book_stats.chapter_stats, chapters)
-        if stats.largest_export > book_stats.LIMIT
+        if stats.largest_export > limit
     }
-    assert not over, f"export cells over {book_stats.LIMIT} non-blank lines: {over}"
+    assert not over, f"export cells over {limit} non-blank source lines: {over}"
