@@ -5,12 +5,10 @@
 
 from __future__ import annotations
 
-import os
 import statistics
 import textwrap
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
@@ -989,23 +987,18 @@ def new_report(path: str | None, prefix: str, report: dict) -> str:
     """
     import datetime
 
-    from ropelib.files import atomic_write_json
+    from ropelib.files import atomic_write_json, new_file_path
 
     if path is None:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
         path = f"runs/bench/{prefix}-{stamp}.json"
-    if os.path.lexists(path):
-        raise FileExistsError(f"{path} exists already: name another --json, or move it")
-    try:  # a file where a directory should be, no permission
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise NotADirectoryError(f"cannot write the report {path}: {error}") from None
+    path = str(new_file_path(path))
     try:
         atomic_write_json(path, report, overwrite=False)
     except FileExistsError:  # a concurrent run created it first
         raise FileExistsError(f"{path} was created by another run meanwhile") from None
     except OSError as error:
-        raise NotADirectoryError(f"cannot write the report {path}: {error}") from None
+        raise NotADirectoryError(f"cannot write {path}: {error}") from None
     return path
 
 

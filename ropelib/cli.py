@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 import typing
 from pathlib import Path
@@ -482,12 +481,13 @@ def evaluate_run(args: argparse.Namespace) -> dict:
 # %% notebooks/90_cli.md: The command line / The commands
 def run_eval(args: argparse.Namespace) -> None:
     """Print (and write) a run's losses. See the chapter *The command line*."""
-    from ropelib.files import atomic_write_json
+    from ropelib.files import atomic_write_json, new_file_path
 
-    if (
-        args.json
-    ):  # checked before the evaluation: its minutes are never lost to a bad path
-        _new_file(args.json)
+    try:  # checked first: the evaluation's minutes are never lost to a bad path
+        if args.json:
+            new_file_path(args.json)
+    except (FileExistsError, NotADirectoryError) as error:
+        raise UsageError(str(error)) from None
     result = evaluate_run(args)
     scaled = (
         f", {result['rope_scaling']} {result['rope_parameters']}"
@@ -510,16 +510,6 @@ def run_eval(args: argparse.Namespace) -> None:
             atomic_write_json(args.json, result, overwrite=False)
         except FileExistsError:
             raise UsageError(f"{args.json} was created meanwhile; it is kept") from None
-
-
-def _new_file(path: str) -> None:
-    """Refuse an existing `path`; make its directory. UsageError when it cannot be."""
-    if os.path.lexists(path):
-        raise UsageError(f"{path} exists already: name another --json, or move it")
-    try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UsageError(f"cannot write {path}: {error}") from None
 
 
 # %% notebooks/90_cli.md: The command line / Bad input and bugs

@@ -56,6 +56,19 @@ def atomic_write_json(
     atomic_write(path, json.dumps(obj, indent=1) + "\n", overwrite=overwrite)
 
 
+def new_file_path(path: str | os.PathLike) -> Path:
+    """`path` for a file that does not exist yet, its directory made. Chapter *The experiment
+    runner*. FileExistsError if it exists; NotADirectoryError if it cannot be made."""
+    path = Path(path)
+    if os.path.lexists(path):
+        raise FileExistsError(f"{path} exists already: name another file, or move it")
+    try:  # a file where a directory should be, no permission
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise NotADirectoryError(f"cannot write {path}: {error}") from None
+    return path
+
+
 # %% notebooks/93_experiments.md: The experiment runner / Faults reported in one line
 class RunError(Exception):
     """A run stopped by a fault; `exit_code` is its status. Defined in *The experiment runner*."""
@@ -113,6 +126,7 @@ __all__ = [
     "atomic_write",
     "atomic_write_json",
     "exclusive_lock",
+    "new_file_path",
     "os_reason",
     "prepare_directory",
     "RunError",

@@ -608,7 +608,7 @@ def test_bench_reports_are_new_files_made_before_anything_runs(tmp_path, monkeyp
     assert status == 2 and err.count("\n") == 1 and "exists already" in err
     assert made.read_text() == kept and calls == [1, 1]  # nothing ran, nothing overwritten
     status, _, err = _main(["bench", "--quick", "--json", made / "under-a-file.json"], capsys)
-    assert status == 2 and err.count("\n") == 1 and "cannot write the report" in err
+    assert status == 2 and err.count("\n") == 1 and "cannot write" in err
     assert calls == [1, 1]
 
 
@@ -618,3 +618,16 @@ def test_a_report_file_is_created_once(tmp_path):
     path = new_report(str(tmp_path / "r.json"), "bench", {"a": 1})
     with pytest.raises(FileExistsError, match="exists already"):
         new_report(path, "bench", {"a": 2})
+
+
+def test_new_file_path_makes_the_directory_and_refuses_what_exists(tmp_path):
+    from ropelib.files import new_file_path
+
+    path = new_file_path(tmp_path / "a" / "b" / "r.json")
+    assert path.parent.is_dir() and not path.exists()
+    path.write_text("kept")
+    with pytest.raises(FileExistsError, match="exists already"):
+        new_file_path(path)
+    with pytest.raises(NotADirectoryError, match="cannot write"):
+        new_file_path(path / "under-a-file.json")
+    assert path.read_text() == "kept"
